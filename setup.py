@@ -1,0 +1,36 @@
+"""Installs noisy-student-tf: Noisy Student Training in TensorFlow 2 / Keras 3."""
+
+import setuptools
+
+setuptools.setup(
+    name="noisy-student-tf",
+    version="0.1.0",
+    description=(
+        "Noisy Student Training (Xie et al., CVPR 2020) for TensorFlow 2 and "
+        "Keras 3, with EfficientNet B0-B8/L2 and MLP-Mixer."
+    ),
+    python_requires=">=3.11",
+    packages=setuptools.find_packages(include=[
+        "efficientnet", "efficientnet.*", "mixer", "mixer.*",
+        "noisy_student_tf", "noisy_student_tf.*",
+    ]),
+    install_requires=[
+        # No tensorflow-addons: end-of-life, fails to import under Keras 3.
+        "tensorflow==2.21.*",
+        "keras>=3.10",
+        "absl-py>=2.1",
+        "ml-collections>=0.1.1",
+        "tensorflow-datasets>=4.9.6",
+        # tfds' offline builders need it and tfds 4.9 does not pull it in.
+        "importlib_resources",
+        "matplotlib>=3.8",
+        "numpy",
+        "scipy>=1.11",
+        "pillow",
+    ],
+    extras_require={
+        "dev": ["pytest>=8", "pytest-timeout"],
+        # Comparators for scripts/benchmark.py; optional everywhere else.
+        "bench": ["keras-cv==0.9.0", "torch==2.13.0", "timm"],
+    },
+)
