@@ -1,0 +1,132 @@
+"""TFRecord keys and record (de)serialisation: the only place keys live.
+
+Keys match google-research/noisystudent so shards written by the original
+code can be reused, and ours can be read by it:
+
+- labeled (ImageNet `imagenet_to_gcs.py` layout): `image/encoded` (JPEG/PNG
+  bytes), `image/class/label` (int64, 1-based in ImageNet shards).
+- pseudo-labeled (filtered / balanced, `filter_unlabel.py`): `image/encoded`,
+  `probabilities` float[C], `label` int64 (0-based argmax), `prob` float
+  (top-1 confidence).
+- prediction dumps (`predict_label.py`): `probabilities` float[C], `classes`
+  int64; no image, joined to the unlabeled source by record order.
+
+We add one optional key, `id` (int64), to pseudo-label and prediction records:
+it lets the filter stage check that predictions and images are joined
+correctly and lets users trace each pseudo label back to its source image.
+Readers of the original ignore unknown keys.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE = "image/encoded"
+CLASS_LABEL = "image/class/label"
+PROBABILITIES = "probabilities"
+LABEL = "label"
+PROB = "prob"
+CLASSES = "classes"
+ID = "id"
+
+
+def _bytes(value):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int64(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(
+        value=np.atleast_1d(values).astype(np.int64).tolist()))
+
+
+def _floats(values):
+    return tf.train.Feature(float_list=tf.train.FloatList(
+        value=np.atleast_1d(values).astype(np.float32).tolist()))
+
+
+def labeled_example(encoded_image, label, label_offset=0):
+    """A labeled record; `label_offset=1` writes ImageNet's 1-based labels."""
+    return tf.train.Example(features=tf.train.Features(feature={
+        IMAGE: _bytes(encoded_image),
+        CLASS_LABEL: _int64(int(label) + label_offset),
+    })).SerializeToString()
+
+
+def pseudo_label_example(encoded_image, probabilities, record_id=None):
+    """A filtered pseudo-label record (noisystudent `filter_unlabel.py`)."""
+    probabilities = np.asarray(probabilities, np.float32)
+    feature = {
+        IMAGE: _bytes(encoded_image),
+        PROBABILITIES: _floats(probabilities),
+        LABEL: _int64(int(np.argmax(probabilities))),
+        PROB: _floats(float(np.max(probabilities))),
+    }
+    if record_id is not None:
+        feature[ID] = _int64(record_id)
+    return tf.train.Example(
+        features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def prediction_example(probabilities, record_id=None):
+    """A prediction-dump record (noisystudent `predict_label.py`)."""
+    probabilities = np.asarray(probabilities, np.float32)
+    feature = {
+        PROBABILITIES: _floats(probabilities),
+        CLASSES: _int64(int(np.argmax(probabilities))),
+    }
+    if record_id is not None:
+        feature[ID] = _int64(record_id)
+    return tf.train.Example(
+        features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def labeled_spec():
+    return {
+        IMAGE: tf.io.FixedLenFeature([], tf.string),
+        CLASS_LABEL: tf.io.FixedLenFeature([], tf.int64),
+    }
+
+
+def pseudo_label_spec(num_classes):
+    return {
+        IMAGE: tf.io.FixedLenFeature([], tf.string),
+        PROBABILITIES: tf.io.FixedLenFeature([num_classes], tf.float32),
+        LABEL: tf.io.FixedLenFeature([], tf.int64),
+        PROB: tf.io.FixedLenFeature([], tf.float32),
+        ID: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    }
+
+
+def prediction_spec(num_classes):
+    return {
+        PROBABILITIES: tf.io.FixedLenFeature([num_classes], tf.float32),
+        CLASSES: tf.io.FixedLenFeature([], tf.int64),
+        ID: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    }
+
+
+def parse_labeled(serialized, label_offset=0):
+    """Record -> {"image": bytes, "label": int64 (0-based)}."""
+    parsed = tf.io.parse_single_example(serialized, labeled_spec())
+    return {"image": parsed[IMAGE],
+            "label": parsed[CLASS_LABEL] - label_offset}
+
+
+def parse_pseudo_label(serialized, num_classes):
+    """Record -> {"image", "label", "probabilities", "prob", "id"}."""
+    parsed = tf.io.parse_single_example(
+        serialized, pseudo_label_spec(num_classes))
+    return {
+        "image": parsed[IMAGE],
+        "label": parsed[LABEL],
+        "probabilities": parsed[PROBABILITIES],
+        "prob": parsed[PROB],
+        "id": parsed[ID],
+    }
+
+
+def parse_prediction(serialized, num_classes):
+    """Record -> {"probabilities", "label" (the argmax class), "id"}."""
+    parsed = tf.io.parse_single_example(
+        serialized, prediction_spec(num_classes))
+    return {"probabilities": parsed[PROBABILITIES],
+            "label": parsed[CLASSES], "id": parsed[ID]}
