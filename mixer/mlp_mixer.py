@@ -29,6 +29,13 @@ def stochastic_depth_schedule(rate, num_blocks):
 
     big_vision's linear schedule: 0 at the first block, `rate` at the last
     (paper App. B), so unlike EfficientNet the last block reaches `rate`.
+
+    Args:
+      rate: drop probability of the last block.
+      num_blocks: number of blocks N.
+
+    Returns:
+      A tuple of N probabilities; (0.0,) for a single block.
     """
     return tuple(
         rate * index / max(num_blocks - 1, 1) for index in range(num_blocks))

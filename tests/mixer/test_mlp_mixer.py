@@ -207,6 +207,17 @@ def test_noise_is_active_in_training(rates):
     assert not np.array_equal(first, second)
 
 
+def test_frozen_blocks_skip_stochastic_depth():
+    # Resolution finetune freezes blocks; they must act as at inference.
+    model = randomize(tiny_model(stochastic_depth_rate=0.9))
+    for name in model.block_names:
+        model.get_layer(name).trainable = False
+    x = images((16, 16, 3), batch=8)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model(x, training=True)),
+        keras.ops.convert_to_numpy(model(x, training=False)))
+
+
 def test_stochastic_depth_drops_whole_samples_without_rescaling():
     drop = layers.UnscaledStochasticDepth(0.5)
     x = np.ones((64, 3, 4), "float32")
