@@ -82,6 +82,8 @@ def npz_variable_map(model, include_head=True):
 
 def _read_npz(path):
     # gfile so gs:// paths work as in vit_jax's `checkpoint.load`.
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"No Mixer checkpoint at {path}")
     with tf.io.gfile.GFile(path, "rb") as handle:
         with np.load(handle, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
@@ -116,6 +118,7 @@ def load_vit_jax_npz(model, path, include_head=True, strict=True):
       The sorted list of checkpoint keys that were loaded.
 
     Raises:
+      FileNotFoundError: nothing at `path`.
       TypeError: `model` is not an `MlpMixer`.
       ValueError: naming the first (in stem, block, head order) missing or
         mis-shaped key with its expected and found shapes, or, when

@@ -215,6 +215,8 @@ def test_unused_keys_rejected_unless_not_strict(tmp_path):
         params["MixerBlock_1/LayerNorm_1/scale"])
 
 
-def test_rejects_other_models(tmp_path):
+def test_rejects_other_models_and_missing_files(tmp_path):
     with pytest.raises(TypeError, match="MlpMixer"):
         convert.npz_variable_map(keras.Sequential([keras.layers.Dense(2)]))
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        convert.load_vit_jax_npz(tiny_model(), str(tmp_path / "nope.npz"))
