@@ -297,3 +297,25 @@ def make_source(config, shard=None):
             tf.ones(len(positions), tf.int64)), default_value=0)
     ds = _make_unselected(config, shard)
     return ds.filter(lambda r: table.lookup(r["id"]) > 0)
+
+
+def count_records(config):
+    """Number of records a source config yields (cheap when known)."""
+    select = config.get("select")
+    if config.kind == "fashion_mnist":
+        _, labels = fashion_mnist.load_arrays(
+            config.split, config.get("data_dir") or fashion_mnist.DEFAULT_DIR)
+        if not select:
+            return len(labels)
+        return len(select_per_class(
+            labels, select.per_class, select.get("seed", 0),
+            select.get("validation_per_class", 0))[
+                select.get("part", "labeled")])
+    ds = make_source(config)
+    cardinality = int(ds.cardinality().numpy())
+    if cardinality >= 0:
+        return cardinality
+    count = 0
+    for ids in ds.map(lambda r: r["id"]).batch(4096).as_numpy_iterator():
+        count += len(ids)
+    return count

@@ -1,0 +1,1 @@
+"""Training: losses, optimisers, schedules, EMA, the trainer and evaluation."""

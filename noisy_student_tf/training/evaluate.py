@@ -1,0 +1,73 @@
+"""Top-1 / top-5 / loss of a model on an eval dataset (EMA weights by the
+caller's choice), distributed when a strategy is given."""
+
+import numpy as np
+import tensorflow as tf
+
+from noisy_student_tf.training import distribute
+
+
+class _Counts:
+    def __init__(self):
+        self.n = 0
+        self.top1 = 0.0
+        self.top5 = 0.0
+        self.loss = 0.0
+
+
+def _batch_stats(model, batch):
+    images, labels = batch["image"], tf.cast(batch["label"], tf.int32)
+    logits = tf.cast(model(images, training=False), tf.float32)
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    top1 = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                            labels), tf.float32)
+    k = min(5, logits.shape[-1])
+    top5 = tf.cast(tf.nn.in_top_k(labels, logits, k), tf.float32)
+    return tf.stack([tf.cast(tf.size(labels), tf.float32),
+                     tf.reduce_sum(top1), tf.reduce_sum(top5),
+                     tf.reduce_sum(loss)])
+
+
+def evaluate(model, dataset, strategy=None, max_batches=None):
+    """Returns {"top1", "top5", "loss", "num_examples"} over `dataset`.
+
+    Args:
+      model: a Keras model returning logits.
+      dataset: batches of {"image", "label"} (an eval pipeline).
+      strategy: when given, batches are split across its replicas.
+      max_batches: stop early (quick checks).
+    """
+    distributed = distribute.is_explicit(strategy)
+
+    @tf.function
+    def step(batch):
+        if distributed:
+            per_replica = strategy.run(_batch_stats, args=(model, batch))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
+                                   axis=None)
+        return _batch_stats(model, batch)
+
+    if distributed:
+        dataset = strategy.experimental_distribute_dataset(dataset)
+    totals = np.zeros(4, np.float64)
+    for index, batch in enumerate(dataset):
+        if max_batches is not None and index >= max_batches:
+            break
+        totals += step(batch).numpy()
+    count = totals[0]
+    if count == 0:
+        raise ValueError("evaluation dataset is empty")
+    return {"top1": totals[1] / count, "top5": totals[2] / count,
+            "loss": totals[3] / count, "num_examples": int(count)}
+
+
+def predict_probabilities(model, dataset, temperature=1.0):
+    """Yields (probabilities, ids) per batch, softmax(logits / T)."""
+
+    @tf.function
+    def step(images):
+        logits = tf.cast(model(images, training=False), tf.float32)
+        return tf.nn.softmax(logits / temperature)
+
+    for batch in dataset:
+        yield step(batch["image"]).numpy(), batch["id"].numpy()

@@ -1,0 +1,318 @@
+"""The training loop: one custom loop on tf.distribute for every method.
+
+`train(config, workdir)` runs a supervised teacher, a Noisy Student student
+(offline or online) or, through an `Objective` from `methods/`, KD, MEAL V2
+or MPL. The loop owns what every method shares: strategy, model build and
+init, optimizer and schedule, EMA, checkpoints and resume, TensorBoard,
+progress, NaN guard, evaluation and the final model file.
+
+Order of initialisation (big_vision's convention, written out):
+workdir checkpoint (resume) -> `config.model.init` (e.g. the teacher) ->
+scratch.
+"""
+
+import json
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from noisy_student_tf import io_utils
+from noisy_student_tf.training import checkpoints
+from noisy_student_tf.training import distribute
+from noisy_student_tf.training import ema as ema_lib
+from noisy_student_tf.training import evaluate as evaluate_lib
+from noisy_student_tf.training import objectives
+from noisy_student_tf.training import optimizers
+from noisy_student_tf.training import schedules
+
+MODEL_FILE = "model.keras"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot continue (NaN loss, bad checkpoint, ...)."""
+
+
+class Trainer:
+    """State of one training run; objectives read and update it.
+
+    Attributes:
+      config: the stage config.
+      strategy: the tf.distribute strategy.
+      model: the model being trained.
+      optimizer: its optimizer; `schedule` its learning-rate schedule.
+      ema: `ExponentialMovingAverage` of the model (None if disabled).
+      step: int64 step counter.
+      num_replicas: replicas in sync (losses are divided by it).
+    """
+
+    def __init__(self, config, workdir, objective=None, strategy=None):
+        self.config = config
+        self.workdir = io_utils.ensure_writable_dir(workdir)
+        self.strategy = strategy or distribute.get_strategy(
+            config.get("strategy", "auto"), config.get("tpu"))
+        self.num_replicas = self.strategy.num_replicas_in_sync
+        self.objective = objective or objectives.from_config(config)
+        self.steps_per_epoch = max(
+            1, self.objective.num_labeled() // config.batch_size)
+        self.total_steps = schedules.resolve_steps(
+            config, "total", self.steps_per_epoch)
+        keras.utils.set_random_seed(config.get("seed", 0))
+        with self.strategy.scope():
+            self.model = build_model(config.model,
+                                     config.get("mixed_precision", False))
+            if config.get("freeze_blocks", -1) >= 0:
+                from noisy_student_tf.training import finetune
+                finetune.freeze_stem_and_blocks(self.model,
+                                                config.freeze_blocks)
+            self.optimizer, self.schedule = optimizers.make_optimizer(
+                config, self.steps_per_epoch, self.total_steps,
+                config.batch_size)
+            self.objective.build(self)
+            # Building here (in scope) avoids a placeholder error on the
+            # first step with several replicas (spec/measured_here.md).
+            self.optimizer.build(self.trainable_variables)
+            self.ema = None
+            if config.get("ema_decay"):
+                self.ema = ema_lib.ExponentialMovingAverage(
+                    self.model, config.ema_decay)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                    name="step")
+            self.nonfinite_steps = tf.Variable(
+                0, dtype=tf.int64, trainable=False, name="nonfinite_steps")
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, optimizer=self.optimizer, step=self.step,
+            **({"ema": self.ema} if self.ema else {}),
+            **self.objective.trackables())
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, os.path.join(self.workdir, "checkpoints"),
+            max_to_keep=config.get("keep_checkpoints", 3))
+
+    @property
+    def trainable_variables(self):
+        return (self.model.trainable_variables
+                + self.objective.extra_trainable_variables())
+
+    # === Initialisation ===
+
+    def initialize(self):
+        """Resume from the workdir, else init from `model.init`, else scratch.
+
+        Returns:
+          The step training starts at.
+        """
+        latest = self.manager.latest_checkpoint
+        if latest:
+            checkpoints.restore(self.checkpoint, latest)
+            log(f"resumed from {latest} at step {int(self.step.numpy())}")
+            return int(self.step.numpy())
+        init = self.config.model.get("init")
+        if init:
+            checkpoints.load_weights_from(
+                self.model, init, skip_head=self.config.model.get(
+                    "init_skip_head", False))
+            log(f"initialised {self.config.model.name} from {init}")
+        if self.ema is not None:
+            self.ema.reset()
+        return 0
+
+    # === Steps ===
+
+    def apply_gradients(self, loss, tape, variables=None):
+        """Scales by replicas, adds nothing else, applies; returns grads."""
+        variables = variables or self.trainable_variables
+        grads = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return grads
+
+    def _make_train_loop(self):
+        strategy = self.strategy
+        explicit = distribute.is_explicit(strategy)
+
+        def one_step(iterator):
+            batch = next(iterator)
+            if explicit:
+                per_replica = strategy.run(
+                    self.objective.replica_step, args=(self, batch))
+                metrics = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN,
+                                              v, axis=None)
+                           for k, v in per_replica.items()}
+            else:
+                metrics = self.objective.replica_step(self, batch)
+            finite = tf.math.is_finite(metrics["loss"])
+            self.nonfinite_steps.assign_add(
+                tf.cast(tf.logical_not(finite), tf.int64))
+            self.step.assign_add(1)
+            if self.ema is not None:
+                self.ema.update(self.step)
+            return metrics
+
+        def loop(iterator, num_steps):
+            metrics = one_step(iterator)
+            for _ in tf.range(num_steps - 1):
+                metrics = one_step(iterator)
+            return metrics
+
+        return tf.function(loop, jit_compile=self.config.get(
+            "jit_compile", False))
+
+    # === Checkpoints and evaluation ===
+
+    def save_checkpoint(self, last_loss):
+        if int(self.nonfinite_steps.numpy()) > 0:
+            raise TrainingError(self._nan_message(last_loss))
+        self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def _nan_message(self, loss):
+        good = self.manager.latest_checkpoint or "none (no checkpoint yet)"
+        return (f"loss became non-finite ({loss}) by step "
+                f"{int(self.step.numpy())} in {self.workdir}; stopped "
+                f"without saving. Last good checkpoint: {good}. Lower the "
+                "learning rate or check the inputs, then rerun to resume.")
+
+    def evaluate(self, max_batches=None):
+        dataset = self.objective.make_eval_dataset()
+        if dataset is None:
+            return {}
+        if self.ema is not None:
+            with self.ema.swapped():
+                return evaluate_lib.evaluate(
+                    self.model, dataset, self.strategy, max_batches)
+        return evaluate_lib.evaluate(self.model, dataset, self.strategy,
+                                     max_batches)
+
+    def save_final_model(self):
+        """Writes the (EMA) model as `model.keras`, atomically."""
+        path = os.path.join(self.workdir, MODEL_FILE)
+        if self.ema is not None:
+            with self.ema.swapped():
+                checkpoints.save_model_atomic(self.model, path)
+        else:
+            checkpoints.save_model_atomic(self.model, path)
+        return path
+
+    # === Loop ===
+
+    def run(self, progress=True):
+        config = self.config
+        start = self.initialize()
+        if start >= self.total_steps:
+            log(f"already trained to step {start}")
+        dataset = self.strategy.distribute_datasets_from_function(
+            lambda ctx: self.objective.make_dataset(
+                ctx, seed=config.get("seed", 0) + start))
+        iterator = iter(dataset)
+        loop = self._make_train_loop()
+        log_every = max(1, config.get("log_every_steps", 50))
+        ckpt_every = config.get("checkpoint_every_steps", 500)
+        eval_every = config.get("eval_every_steps", 0)
+        per_loop = max(1, config.get("steps_per_loop", 1))
+        writer = tf.summary.create_file_writer(
+            os.path.join(self.workdir, "tensorboard"))
+        bar = keras.utils.Progbar(
+            self.total_steps, interval=0.5 if sys.stdout.isatty() else 30,
+            unit_name="step", verbose=1 if progress else 0)
+        images_per_step = self.objective.images_per_step()
+        metrics, t0, step = {}, time.time(), start
+        window_start, window_step = t0, start
+        history = os.path.join(self.workdir, "metrics.jsonl")
+        while step < self.total_steps:
+            boundaries = [self.total_steps, _next_multiple(step, log_every)]
+            if ckpt_every:
+                boundaries.append(_next_multiple(step, ckpt_every))
+            if eval_every:
+                boundaries.append(_next_multiple(step, eval_every))
+            num = min(per_loop, min(boundaries) - step)
+            metrics = loop(iterator, tf.constant(num, tf.int32))
+            step += num
+            if step % log_every == 0 or step == self.total_steps:
+                values = {k: float(v) for k, v in metrics.items()}
+                if not np.isfinite(values["loss"]) or \
+                        int(self.nonfinite_steps.numpy()):
+                    raise TrainingError(self._nan_message(values["loss"]))
+                now = time.time()
+                values["img_per_s"] = (images_per_step * (step - window_step)
+                                       / max(now - window_start, 1e-9))
+                values["lr"] = float(self.schedule(step))
+                window_start, window_step = now, step
+                _write_scalars(writer, step, values)
+                _append_jsonl(history, {"step": step, **values})
+                bar.update(step, [(k, values[k]) for k in
+                                  ("loss", "img_per_s") if k in values])
+            if ckpt_every and step % ckpt_every == 0:
+                self.save_checkpoint(float(metrics["loss"]))
+            if eval_every and step % eval_every == 0 and \
+                    step < self.total_steps:
+                result = self.evaluate()
+                _write_scalars(writer, step,
+                               {f"eval/{k}": v for k, v in result.items()})
+                _append_jsonl(history, {"step": step, **{
+                    f"eval_{k}": v for k, v in result.items()}})
+        if step > start:
+            self.save_checkpoint(float(metrics["loss"]))
+        wall = time.time() - t0
+        result = {"eval": self.evaluate(), "steps": int(self.step.numpy()),
+                  "train_seconds": wall, "model": config.model.name,
+                  "model_path": self.save_final_model()}
+        if step > start:
+            result["img_per_s"] = images_per_step * (step - start) / wall
+        return result
+
+
+def build_model(model_config, mixed_precision=False):
+    """Builds the registry model a `model` config describes."""
+    from noisy_student_tf import models
+
+    size = model_config.get("image_size") or models.default_image_size(
+        model_config.name)
+    shape = (size, size, model_config.get("channels", 3))
+    overrides = dict(model_config.get("overrides") or {})
+    previous = keras.config.dtype_policy()
+    if mixed_precision:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        return models.create_model(
+            model_config.name, num_classes=model_config.num_classes,
+            input_shape=shape, **overrides)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def train(config, workdir, objective=None, strategy=None, progress=True):
+    """Trains one stage into `workdir`; skipped when already complete.
+
+    Returns:
+      The stage result: eval metrics, steps, timing, `model_path`.
+    """
+    if io_utils.stage_done(workdir):
+        return io_utils.read_stage_result(workdir)
+    io_utils.ensure_writable_dir(workdir)
+    io_utils.atomic_write_json(os.path.join(workdir, "config.json"),
+                               config.to_dict())
+    trainer = Trainer(config, workdir, objective, strategy)
+    result = trainer.run(progress=progress)
+    io_utils.mark_stage_done(workdir, result)
+    return result
+
+
+def log(message):
+    print(f"[noisy-student] {message}", flush=True)
+
+
+def _next_multiple(step, every):
+    return (step // every + 1) * every
+
+
+def _write_scalars(writer, step, values):
+    with writer.as_default(step=step):
+        for key, value in values.items():
+            tf.summary.scalar(key, value)
+    writer.flush()
+
+
+def _append_jsonl(path, record):
+    with tf.io.gfile.GFile(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
