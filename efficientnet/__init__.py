@@ -5,6 +5,7 @@ import functools
 from efficientnet.blocks import MBConvBlock
 from efficientnet.blocks import SqueezeExcite
 from efficientnet.blocks import StochasticDepth
+from efficientnet.convert import load_tf1_checkpoint
 from efficientnet.efficientnet import EfficientNet
 from efficientnet.efficientnet import build_variant
 from efficientnet.efficientnet import round_filters
