@@ -19,6 +19,8 @@ setuptools.setup(
         "tensorflow==2.21.*",
         "keras>=3.10",
         "absl-py>=2.1",
+        # TF 2.21 no longer pulls it in; needed for tf.summary scalars.
+        "tensorboard",
         "ml-collections>=0.1.1",
         "tensorflow-datasets>=4.9.6",
         # tfds' offline builders need it and tfds 4.9 does not pull it in.

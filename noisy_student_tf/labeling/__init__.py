@@ -1,0 +1,1 @@
+"""Pseudo-labeling (teacher predictions) and filtering / class balancing."""

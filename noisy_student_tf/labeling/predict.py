@@ -1,0 +1,149 @@
+"""Pseudo-labeling: the clean EMA teacher predicts the unlabeled source.
+
+The teacher runs in inference mode (no dropout, no stochastic depth) on
+the eval view at its own resolution (`pp.teacher`, e.g. a centre crop),
+exactly as noisystudent's `predict_label.py`. Output per shard k of K:
+`predictions-k-of-K` records with `probabilities`, `classes` and `id`
+(features.prediction_example) -- no image: the filter stage joins the
+predictions back to the source by id. Shards are independent, so many
+hosts can label in parallel (`shard_index`), and complete shards are
+skipped on rerun.
+"""
+
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from noisy_student_tf import io_utils
+from noisy_student_tf.data import features
+from noisy_student_tf.data import preprocess
+from noisy_student_tf.data import sources
+from noisy_student_tf.labeling import tfrecord_io
+from noisy_student_tf.training import checkpoints
+
+
+def _labeling_dataset(source, pp_string, batch_size, skip_corrupt):
+    """Preprocessed teacher view that keeps each record's id and label."""
+    pp_fn = preprocess.get_preprocess_fn(pp_string)
+
+    def view(record):
+        out = pp_fn(dict(record))
+        return {"image": out["image"], "id": record["id"],
+                "label": record["label"]}
+
+    ds = source.map(view, num_parallel_calls=tf.data.AUTOTUNE)
+    if skip_corrupt:
+        ds = ds.ignore_errors(log_warning=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def label_shard(model, source_config, pp_string, output_dir, index, count,
+                *, batch_size=256, temperature=1.0, skip_corrupt=False,
+                has_true_labels=False):
+    """Predicts shard `index` of `count` and commits it; returns its info."""
+    source = sources.make_source(source_config, shard=(index, count))
+    expected = None
+    if skip_corrupt:
+        expected = int(source.reduce(np.int64(0), lambda n, _: n + 1))
+    dataset = _labeling_dataset(source, pp_string, batch_size, skip_corrupt)
+
+    @tf.function
+    def predict(images):
+        logits = tf.cast(model(images, training=False), tf.float32)
+        return tf.nn.softmax(logits / temperature)
+
+    correct = 0
+    confidence_sum = 0.0
+    with tfrecord_io.AtomicShardWriter(
+            output_dir, tfrecord_io.PREDICTIONS, index, count) as writer:
+        for batch in dataset:
+            probabilities = predict(batch["image"]).numpy()
+            ids = batch["id"].numpy()
+            for probs, record_id in zip(probabilities, ids):
+                writer.write(features.prediction_example(probs, record_id))
+            predicted = probabilities.argmax(-1)
+            correct += int((predicted == batch["label"].numpy()).sum())
+            confidence_sum += float(probabilities.max(-1).sum())
+        num = writer.count
+        if num == 0:
+            raise sources.DataError(
+                f"unlabeled shard {index} of {count} is empty: "
+                f"{source_config.to_dict()}")
+        info = {"mean_confidence": confidence_sum / num,
+                "skipped_corrupt": (expected - num) if expected else 0}
+        if has_true_labels:
+            info["accuracy_vs_true_labels"] = correct / num
+        writer.commit(info)
+    return tfrecord_io.read_info(output_dir, tfrecord_io.PREDICTIONS, index,
+                                 count)
+
+
+def generate_pseudo_labels(teacher_path, source_config, pp_string,
+                           output_dir, *, num_shards=1, shard_indices=None,
+                           batch_size=256, temperature=1.0,
+                           skip_corrupt=False, has_true_labels=False,
+                           progress=True):
+    """Labels every (or the given) shard with the teacher at `teacher_path`.
+
+    Args:
+      teacher_path: `.keras` model (EMA weights) written by a stage.
+      source_config: the unlabeled source config (see sources.make_source).
+      pp_string: the teacher's clean eval preprocessing.
+      output_dir: where prediction shards and their info files go.
+      num_shards: K; shard k holds source shard (k, K).
+      shard_indices: which shards this host labels (default all).
+      batch_size: inference batch size.
+      temperature: softmax temperature of the stored probabilities.
+      skip_corrupt: drop undecodable images (counted in the info file).
+      has_true_labels: the source's labels are real (report accuracy).
+      progress: print a progress bar over shards.
+
+    Returns:
+      Summary dict: records, shards labeled now / skipped, seconds.
+    """
+    io_utils.ensure_writable_dir(output_dir)
+    io_utils.remove_stale_temporaries(output_dir)
+    indices = list(range(num_shards)) if shard_indices is None \
+        else list(shard_indices)
+    todo = [i for i in indices if not tfrecord_io.shard_complete(
+        output_dir, tfrecord_io.PREDICTIONS, i, num_shards)]
+    start = time.time()
+    model = checkpoints.load_model(teacher_path) if todo else None
+    bar = keras.utils.Progbar(len(indices), unit_name="shard",
+                              verbose=1 if progress else 0)
+    bar.update(len(indices) - len(todo))
+    for done, index in enumerate(todo, start=len(indices) - len(todo) + 1):
+        label_shard(model, source_config, pp_string, output_dir, index,
+                    num_shards, batch_size=batch_size,
+                    temperature=temperature, skip_corrupt=skip_corrupt,
+                    has_true_labels=has_true_labels)
+        bar.update(done)
+    infos = [tfrecord_io.read_info(output_dir, tfrecord_io.PREDICTIONS, i,
+                                   num_shards) for i in indices]
+    records = sum(info["num_records"] for info in infos)
+    summary = {
+        "num_records": records,
+        "shards_labeled": len(todo),
+        "shards_skipped": len(indices) - len(todo),
+        "seconds": time.time() - start,
+        "skipped_corrupt": sum(i.get("skipped_corrupt", 0) for i in infos),
+        "mean_confidence": sum(i["mean_confidence"] * i["num_records"]
+                               for i in infos) / max(records, 1),
+    }
+    if has_true_labels:
+        summary["accuracy_vs_true_labels"] = sum(
+            i["accuracy_vs_true_labels"] * i["num_records"]
+            for i in infos) / max(records, 1)
+    return summary
+
+
+def prediction_dataset(output_dir, index, count, num_classes):
+    """Parsed records of one prediction shard, in order."""
+    path = os.path.join(output_dir, tfrecord_io.shard_name(
+        tfrecord_io.PREDICTIONS, index, count))
+    return tf.data.TFRecordDataset(path).map(
+        lambda s: features.parse_prediction(s, num_classes))
+
