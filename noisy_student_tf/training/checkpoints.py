@@ -28,6 +28,9 @@ def save_model_atomic(model, path):
 
 def load_model(path):
     """Loads a `.keras` model written by a stage, with a clear error."""
+    # Importing the registry registers every model class for deserialising.
+    from noisy_student_tf import models  # noqa: F401
+
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"model file {path!r} does not exist")
     try:
