@@ -1,0 +1,203 @@
+"""The Noisy Student driver: Algorithm 1 of Xie et al. (2020) as stages.
+
+    teacher = train(labeled)                               # teacher/
+    for i, student in enumerate(students, 1):
+        labels = predict(teacher, unlabeled)               # iter{i}/labels
+        pseudo = filter_and_balance(labels)                # iter{i}/filter
+        teacher = train(student, labeled + pseudo, noised) # iter{i}/student
+    finetune(teacher) at the test resolution               # finetune/
+    export(teacher)                                        # export/
+    report                                                 # report.json/md
+
+Every stage writes into its own directory and is skipped when complete,
+so rerunning the same command after a crash resumes where it stopped.
+Online students skip labeling and filtering: the teacher runs in the step.
+"""
+
+import os
+import time
+
+import ml_collections
+
+from noisy_student_tf import io_utils
+from noisy_student_tf.configs import common
+from noisy_student_tf.labeling import predict
+from noisy_student_tf.labeling import select
+from noisy_student_tf.training import trainer
+
+
+def log(message):
+    trainer.log(message)
+
+
+def run_stage(name, stage, workdir, progress=True):
+    """Trains one stage (or returns its stored result)."""
+    stage_dir = os.path.join(workdir, name)
+    if io_utils.stage_done(stage_dir):
+        log(f"{name}: complete, skipped")
+        return io_utils.read_stage_result(stage_dir)
+    log(f"{name}: training {stage.model.name} for "
+        f"{stage.get('total_steps') or stage.get('total_epochs')} "
+        f"{'steps' if stage.get('total_steps') else 'epochs'}")
+    result = trainer.train(stage, stage_dir, progress=progress)
+    log(f"{name}: top-1 {result['eval'].get('top1', float('nan')):.4f}")
+    return result
+
+
+def pseudo_label(config, teacher_result, teacher_stage, iteration_dir,
+                 progress=True):
+    """Labels the unlabeled data with the teacher, then filters/balances."""
+    labels_dir = os.path.join(iteration_dir, "labels")
+    filter_dir = os.path.join(iteration_dir, "filter")
+    labeling = config.labeling
+    if io_utils.stage_done(labels_dir):
+        label_summary = io_utils.read_stage_result(labels_dir)
+    else:
+        log(f"labeling {config.data.unlabeled.kind} with "
+            f"{teacher_result['model_path']}")
+        label_summary = predict.generate_pseudo_labels(
+            teacher_result["model_path"], config.data.unlabeled,
+            teacher_stage.pp.eval, labels_dir,
+            num_shards=labeling.num_shards, batch_size=labeling.batch_size,
+            temperature=labeling.get("temperature", 1.0),
+            skip_corrupt=config.defaults.get("skip_corrupt", False),
+            has_true_labels=labeling.get("has_true_labels", False),
+            progress=progress)
+        io_utils.mark_stage_done(labels_dir, label_summary)
+    if io_utils.stage_done(filter_dir):
+        filter_stats = io_utils.read_stage_result(filter_dir)
+    else:
+        log("filtering and balancing pseudo labels")
+        f = config.filter
+        filter_stats = select.filter_and_balance(
+            config.data.unlabeled, labels_dir, filter_dir,
+            labeling.num_shards, config.num_classes,
+            min_threshold=f.min_threshold, num_image=f.get("num_image"),
+            max_prob=f.get("max_prob", 2.0), upsample=f.get("upsample", True),
+            use_all=f.get("use_all", False), use_top=f.get("use_top", True),
+            seed=config.seed)
+        io_utils.mark_stage_done(filter_dir, filter_stats)
+    pseudo_source = {"kind": "pseudo_labels", "num_classes": config.num_classes,
+                     "pattern": select.filtered_pattern(filter_dir)}
+    return pseudo_source, label_summary, filter_stats
+
+
+def student_stage(config, student, teacher_result, pseudo_source):
+    """Complete config of a student: noised, fed teacher targets."""
+    extra = {}
+    if student.get("mode", "offline") == "online":
+        extra["teacher"] = {"path": teacher_result["model_path"]}
+        extra["data"] = {"unlabeled": config.data.unlabeled.to_dict()}
+    else:
+        extra["data"] = {"unlabeled": pseudo_source}
+    if student.get("init_from_teacher"):
+        extra["model"] = {"init": teacher_result["model_path"]}
+    stage = common.stage_config(config, student, **extra)
+    if not stage.get("unlabel_ratio"):
+        raise ValueError("a student needs unlabel_ratio > 0")
+    return stage
+
+
+def finetune_stage(config, last_stage, last_result):
+    """Resolution finetune of the last model (see training/finetune.py)."""
+    from noisy_student_tf.training import finetune
+
+    return finetune.finetune_config(config, last_stage,
+                                    last_result["model_path"])
+
+
+def run(config, workdir, progress=True):
+    """Runs (or resumes) the whole experiment; returns the report dict."""
+    start = time.time()
+    io_utils.ensure_writable_dir(workdir)
+    io_utils.atomic_write_json(os.path.join(workdir, "config.json"),
+                               config.to_dict())
+    # === Teacher and baseline ===
+    teacher_stage = common.stage_config(config, config.teacher)
+    teacher_result = run_stage("teacher", teacher_stage, workdir, progress)
+    report = {"teacher": _summary(teacher_result), "iterations": []}
+    first = config.students[0] if config.students else None
+    if config.get("baseline"):
+        baseline_stage = common.stage_config(config, config.baseline)
+        report["baseline"] = _summary(
+            run_stage("baseline", baseline_stage, workdir, progress))
+    elif first is not None and common.model_key(first) == \
+            common.model_key(config.teacher):
+        # Same architecture: the teacher *is* the labeled-only baseline.
+        report["baseline"] = dict(report["teacher"], same_as="teacher")
+
+    # === Iterations: label, filter, train the noised student ===
+    current, current_stage = teacher_result, teacher_stage
+    for index, student in enumerate(config.students, start=1):
+        iteration_dir = os.path.join(workdir, f"iter{index}")
+        pseudo_source, labels, filtered = None, {}, {}
+        if student.get("mode", "offline") == "offline":
+            pseudo_source, labels, filtered = pseudo_label(
+                config, current, current_stage, iteration_dir, progress)
+        stage = student_stage(config, student, current, pseudo_source)
+        result = run_stage(os.path.join(f"iter{index}", "student"), stage,
+                           workdir, progress)
+        report["iterations"].append({
+            "student": _summary(result),
+            "num_pseudo_labeled": filtered.get("num_records"),
+            "pseudo_label_accuracy": labels.get("accuracy_vs_true_labels"),
+            "mode": student.get("mode", "offline"),
+        })
+        current, current_stage = result, stage
+
+    # === Resolution finetune, export ===
+    if config.get("finetune") and config.finetune.get("enabled", True):
+        stage = finetune_stage(config, current_stage, current)
+        current = run_stage("finetune", stage, workdir, progress)
+        current_stage = stage
+        report["finetune"] = _summary(current)
+    if config.get("export") and config.export.get("enabled", True):
+        report["export_dir"] = export_final(current, current_stage, workdir)
+
+    if config.get("robustness") and config.robustness.get("enabled", True):
+        from noisy_student_tf import robustness_stage
+        report["robustness"] = robustness_stage.run_for_report(
+            config, report, workdir, progress)
+    report["wall_seconds"] = _wall_seconds(workdir, start)
+    from noisy_student_tf import report as report_lib
+    report_lib.write_report(config, report, workdir)
+    return report
+
+
+def export_final(result, stage, workdir):
+    from noisy_student_tf import export
+
+    export_dir = os.path.join(workdir, "export")
+    if not io_utils.stage_done(os.path.join(workdir, "export_done")):
+        log(f"exporting {result['model_path']} to {export_dir}")
+        export.export_saved_model(result["model_path"], stage.pp.eval,
+                                  export_dir,
+                                  top_k=stage.get("export_top_k", 5))
+        io_utils.mark_stage_done(os.path.join(workdir, "export_done"),
+                                 {"export_dir": export_dir})
+    return export_dir
+
+
+def _summary(result):
+    evaluation = result.get("eval", {})
+    return {"top1": evaluation.get("top1"), "top5": evaluation.get("top5"),
+            "model": result.get("model"), "steps": result.get("steps"),
+            "train_seconds": result.get("train_seconds"),
+            "model_path": result.get("model_path")}
+
+
+def _wall_seconds(workdir, start):
+    """Wall time of all runs so far (resumed runs add up)."""
+    path = os.path.join(workdir, "wall_seconds.json")
+    previous = io_utils.read_json(path)["total"] if \
+        os.path.exists(path) else 0.0
+    total = previous + time.time() - start
+    io_utils.atomic_write_json(path, {"total": total})
+    return total
+
+
+def load_config(config):
+    """Accepts a ConfigDict or a plain dict (tests)."""
+    if isinstance(config, ml_collections.ConfigDict):
+        return config
+    return ml_collections.ConfigDict(config)

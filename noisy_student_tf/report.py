@@ -1,0 +1,119 @@
+"""The experiment report: `report.json`, `report.md` with plots, and the
+teacher-vs-students table printed at the end of a run."""
+
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from noisy_student_tf import io_utils  # noqa: E402
+
+
+def _rows(report):
+    rows = [("teacher", report["teacher"])]
+    baseline = report.get("baseline")
+    if baseline and baseline.get("same_as") != "teacher":
+        rows.append(("baseline", baseline))
+    for index, iteration in enumerate(report["iterations"], start=1):
+        rows.append((f"student {index}", iteration["student"]))
+    if report.get("finetune"):
+        rows.append(("finetuned", report["finetune"]))
+    return rows
+
+
+def format_table(report):
+    """Markdown table: model, top-1, error, error vs baseline, steps."""
+    baseline = report.get("baseline") or report["teacher"]
+    base_error = 1.0 - baseline["top1"] if baseline.get("top1") else None
+    lines = ["| stage | model | top-1 | error | error / baseline | steps |",
+             "|---|---|---|---|---|---|"]
+    for name, row in _rows(report):
+        top1 = row.get("top1")
+        error = 1.0 - top1 if top1 is not None else None
+        ratio = (f"{error / base_error:.3f}"
+                 if error is not None and base_error else "-")
+        lines.append(
+            f"| {name} | {row.get('model')} | "
+            f"{top1 * 100:.2f}% | {error * 100:.2f}% | {ratio} | "
+            f"{row.get('steps')} |" if top1 is not None else
+            f"| {name} | {row.get('model')} | - | - | - | - |")
+    return "\n".join(lines)
+
+
+def plot_accuracy(report, path):
+    rows = _rows(report)
+    names = [name for name, _ in rows]
+    values = [100 * (row.get("top1") or 0) for _, row in rows]
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows)), 3.5))
+    bars = ax.bar(names, values, color=["#777777"] + ["#228833"] *
+                  (len(rows) - 1))
+    ax.bar_label(bars, fmt="%.2f")
+    low = min(values) if values else 0
+    ax.set_ylim(max(0, low - 5), min(100, max(values + [0]) + 2))
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_title("Teacher vs noised students")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_training_curves(stage_dirs, path):
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, stage_dir in stage_dirs:
+        history = os.path.join(stage_dir, "metrics.jsonl")
+        if not os.path.exists(history):
+            continue
+        steps, losses = [], []
+        with open(history) as handle:
+            for line in handle:
+                record = json.loads(line)
+                if "loss" in record:
+                    steps.append(record["step"])
+                    losses.append(record["loss"])
+        ax.plot(steps, losses, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(config, report, workdir):
+    """Writes report.json, report.md and plots; prints the table."""
+    io_utils.atomic_write_json(os.path.join(workdir, "report.json"), report)
+    plot_accuracy(report, os.path.join(workdir, "accuracy.png"))
+    stages = [("teacher", os.path.join(workdir, "teacher"))]
+    stages += [(f"student {i}", os.path.join(workdir, f"iter{i}", "student"))
+               for i in range(1, len(report["iterations"]) + 1)]
+    if report.get("finetune"):
+        stages.append(("finetune", os.path.join(workdir, "finetune")))
+    plot_training_curves(stages, os.path.join(workdir, "training_loss.png"))
+    table = format_table(report)
+    lines = [f"# Noisy Student report: {config.get('name', 'experiment')}",
+             "", table, "",
+             f"Wall time: {report['wall_seconds'] / 60:.1f} min. "
+             f"Export: `{report.get('export_dir')}`.", "",
+             "![accuracy](accuracy.png)", "",
+             "![training loss](training_loss.png)", ""]
+    for index, iteration in enumerate(report["iterations"], start=1):
+        if iteration.get("num_pseudo_labeled") is None:
+            continue
+        accuracy = iteration.get("pseudo_label_accuracy")
+        lines += [f"## Iteration {index} pseudo labels", "",
+                  f"{iteration['num_pseudo_labeled']} records after "
+                  "filtering and balancing" +
+                  (f"; teacher accuracy on the unlabeled pool "
+                   f"{accuracy * 100:.2f}%" if accuracy else "") + ".", "",
+                  f"![confidence](iter{index}/filter/confidence_hist.png) "
+                  f"![counts](iter{index}/filter/class_counts.png)", ""]
+    if report.get("robustness"):
+        from noisy_student_tf import robustness_stage
+        lines += robustness_stage.report_lines(report["robustness"])
+    io_utils.atomic_write_bytes(os.path.join(workdir, "report.md"),
+                                "\n".join(lines).encode())
+    print("\n" + table + "\n", flush=True)
