@@ -65,6 +65,16 @@ class ServingModule(tf.Module):
         return self._outputs(batch)
 
 
+def serving_pp_string(pp_string, channels):
+    """The eval pp string minus `keep` ops (serving has no labels), with a
+    leading `decode` (uint8 passes through it, bytes need it)."""
+    ops = [op for op in preprocess.parse_pp_string(pp_string)
+           if op.name != "keep"]
+    if not ops or ops[0].name != "decode":
+        ops.insert(0, f"decode(channels={channels})")
+    return "|".join(str(op) for op in ops)
+
+
 def export_saved_model(model_path, pp_string, export_dir, top_k=5):
     """Exports the `.keras` model at `model_path` to `export_dir`.
 
@@ -73,9 +83,7 @@ def export_saved_model(model_path, pp_string, export_dir, top_k=5):
     """
     model = checkpoints.load_model(model_path)
     channels = model.input_shape[-1]
-    if not pp_string.lstrip().startswith("decode"):
-        # The bytes signature needs decoding; uint8 passes through decode.
-        pp_string = f"decode(channels={channels})|{pp_string}"
+    pp_string = serving_pp_string(pp_string, channels)
     module = ServingModule(model, pp_string, channels, top_k)
     parent = os.path.dirname(os.path.abspath(export_dir))
     tf.io.gfile.makedirs(parent)

@@ -56,6 +56,7 @@ def read_stage_result(stage_dir):
 
 
 def mark_stage_done(stage_dir, result):
+    tf.io.gfile.makedirs(stage_dir)
     atomic_write_json(os.path.join(stage_dir, DONE_FILE), result)
 
 

@@ -76,10 +76,22 @@ def pseudo_label(config, teacher_result, teacher_stage, iteration_dir,
             max_prob=f.get("max_prob", 2.0), upsample=f.get("upsample", True),
             use_all=f.get("use_all", False), use_top=f.get("use_top", True),
             seed=config.seed)
+        if not filter_stats["num_records"]:
+            raise select_error(config, filter_stats)
         io_utils.mark_stage_done(filter_dir, filter_stats)
     pseudo_source = {"kind": "pseudo_labels", "num_classes": config.num_classes,
                      "pattern": select.filtered_pattern(filter_dir)}
     return pseudo_source, label_summary, filter_stats
+
+
+def select_error(config, stats):
+    from noisy_student_tf.data import sources
+
+    return sources.DataError(
+        f"no pseudo label passed the confidence threshold "
+        f"{config.filter.min_threshold} (of {stats['num_predictions']} "
+        "predictions): the teacher is too weak or unsure; train it longer "
+        "or lower filter.min_threshold")
 
 
 def student_stage(config, student, teacher_result, pseudo_source):
@@ -116,7 +128,9 @@ def run(config, workdir, progress=True):
     teacher_stage = common.stage_config(config, config.teacher)
     teacher_result = run_stage("teacher", teacher_stage, workdir, progress)
     report = {"teacher": _summary(teacher_result), "iterations": []}
-    first = config.students[0] if config.students else None
+    students = list(config.students.values()) if config.get("students") \
+        else []
+    first = students[0] if students else None
     if config.get("baseline"):
         baseline_stage = common.stage_config(config, config.baseline)
         report["baseline"] = _summary(
@@ -128,7 +142,7 @@ def run(config, workdir, progress=True):
 
     # === Iterations: label, filter, train the noised student ===
     current, current_stage = teacher_result, teacher_stage
-    for index, student in enumerate(config.students, start=1):
+    for index, student in enumerate(students, start=1):
         iteration_dir = os.path.join(workdir, f"iter{index}")
         pseudo_source, labels, filtered = None, {}, {}
         if student.get("mode", "offline") == "offline":
@@ -168,13 +182,13 @@ def export_final(result, stage, workdir):
     from noisy_student_tf import export
 
     export_dir = os.path.join(workdir, "export")
-    if not io_utils.stage_done(os.path.join(workdir, "export_done")):
+    # The export is renamed into place when complete: its presence is the
+    # completion marker.
+    if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
         log(f"exporting {result['model_path']} to {export_dir}")
         export.export_saved_model(result["model_path"], stage.pp.eval,
                                   export_dir,
                                   top_k=stage.get("export_top_k", 5))
-        io_utils.mark_stage_done(os.path.join(workdir, "export_done"),
-                                 {"export_dir": export_dir})
     return export_dir
 
 

@@ -265,13 +265,24 @@ def make_source(config, shard=None):
         fashion_mnist: split, data_dir; tfds: name, split, data_dir,
         image_key, label_key; tfrecord: pattern, label_offset; folder: root;
         pseudo_labels: pattern. Optional `num_classes` (label range check)
-        and `select` = {per_class, seed, part, validation_per_class} to
-        keep one part of a per-class split (e.g. 400 labels per class).
+        `select` = {per_class, seed, part, validation_per_class} to
+        keep one part of a per-class split (e.g. 400 labels per class),
+        and `limit` to keep only the first N records.
       shard: optional (index, count) for parallel labeling.
 
     Returns:
       A deterministic `tf.data.Dataset` of raw record dicts.
     """
+    limit = config.get("limit")
+    if not limit:
+        return _make_selected(config, shard)
+    # `limit` keeps the first N records of the whole source (quick runs,
+    # tests), then shards them record by record.
+    ds = _make_selected(config, None).take(limit)
+    return ds.shard(shard[1], shard[0]) if shard else ds
+
+
+def _make_selected(config, shard):
     select = config.get("select")
     if not select:
         return _make_unselected(config, shard)
@@ -302,7 +313,7 @@ def make_source(config, shard=None):
 def count_records(config):
     """Number of records a source config yields (cheap when known)."""
     select = config.get("select")
-    if config.kind == "fashion_mnist":
+    if config.kind == "fashion_mnist" and not config.get("limit"):
         _, labels = fashion_mnist.load_arrays(
             config.split, config.get("data_dir") or fashion_mnist.DEFAULT_DIR)
         if not select:

@@ -10,8 +10,9 @@ Not the PyPI `imagecorruptions` wheel: it breaks on current scikit-image
 ImageNet constants, so it cannot reproduce CIFAR-10-C.
 
 Deliberate differences from the reference, one line each:
-* frost: the six frost photographs are not available; a deterministic
-  synthetic frost texture stands in (`filters.frost_texture`).
+* frost: the six frost photographs are not available; a bank of six
+  deterministic synthetic frost textures stands in
+  (`filters.frost_textures`), randomly cropped per image as the photos were.
 * motion_blur / snow: a NumPy line kernel with ImageMagick's radius, sigma
   and angle semantics replaces Wand/ImageMagick `MotionBlurImage`.
 * randomness comes from one NumPy generator per image seeded by
@@ -21,6 +22,7 @@ Deliberate differences from the reference, one line each:
   snow and frost use the image itself / the texture's luma as grey.
 """
 
+import functools
 import io
 from typing import Callable, Sequence
 
@@ -122,9 +124,29 @@ def _snow(x, c, rngs):
     return filters.add_snow(_unit(x), flakes, blend) * 255
 
 
-def _frost(x, c, rngs):
+# Like the reference's six frost photographs: a small bank of textures,
+# 1.5x the image size, from which every image takes a random crop.
+_FROST_BANK_SIZE = 6
+_FROST_STREAM = 0xF057  # spawn key: the bank's stream differs from images'
+
+
+@functools.lru_cache(maxsize=4)
+def _frost_bank(seed: int, h: int, w: int) -> np.ndarray:
+    rng = np.random.default_rng(
+        np.random.SeedSequence(seed, spawn_key=(_FROST_STREAM,)))
+    return filters.frost_textures(rng, _FROST_BANK_SIZE, h + h // 2,
+                                  w + w // 2, max(3.0, min(h, w) / 12))
+
+
+def _frost(x, c, rngs, seed):
     _, h, w, channels = x.shape
-    frost = np.stack([filters.frost_texture(h, w, r) for r in rngs])
+    bank = _frost_bank(seed, h, w)
+    frost = []
+    for r in rngs:
+        top = r.integers(0, bank.shape[1] - h + 1)
+        left = r.integers(0, bank.shape[2] - w + 1)
+        frost.append(bank[r.integers(len(bank)), top:top + h, left:left + w])
+    frost = np.stack(frost)
     if channels == 1:
         frost = filters.luminance(frost)
     return np.clip(c[0] * x.astype(np.float32) + c[1] * frost, 0, 255)
@@ -218,7 +240,6 @@ _OPS: dict[str, _Op] = {
     "motion_blur": _motion_blur,
     "zoom_blur": _zoom_blur,
     "snow": _snow,
-    "frost": _frost,
     "fog": _fog,
     "brightness": _brightness,
     "contrast": _contrast,
@@ -242,7 +263,9 @@ def validate(name: str, severity: int, constants: str) -> None:
     if name not in CORRUPTIONS:
         raise ValueError(
             f"unknown corruption {name!r}; valid: {', '.join(CORRUPTIONS)}")
-    if isinstance(severity, bool) or severity not in SEVERITIES:
+    if (isinstance(severity, bool)
+            or not isinstance(severity, (int, np.integer))
+            or severity not in SEVERITIES):
         raise ValueError(
             f"severity must be one of {SEVERITIES}, got {severity!r}")
     if constants not in CONSTANTS:
@@ -282,8 +305,13 @@ def corrupt(images: np.ndarray, name: str, severity: int,
     if images.shape[-1] not in (1, 3) or min(images.shape[1:3]) < 16:
         raise ValueError(
             f"need C in {{1, 3}} and H, W >= 16, got shape {images.shape}")
-    params = corruption_tables.TABLES[constants][name][severity - 1]
+    if len(images) == 0:
+        return images.copy()
+    params = corruption_tables.TABLES[constants][name][int(severity) - 1]
     rngs = [np.random.default_rng([seed, start_index + i])
             for i in range(images.shape[0])]
-    out = _OPS[name](images, params, rngs)
+    if name == "frost":  # the texture bank depends on the seed alone
+        out = _frost(images, params, rngs, seed)
+    else:
+        out = _OPS[name](images, params, rngs)
     return np.clip(out, 0, 255).astype(np.uint8)

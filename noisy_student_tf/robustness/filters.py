@@ -145,19 +145,39 @@ def motion_blur(x: np.ndarray, radius: float, sigma: float,
     return out
 
 
+def _zoom_axis(x: np.ndarray, axis: int, zoom: float, size: int,
+               start: int) -> np.ndarray:
+    """Linear zoom of `x[start:start+size]` along `axis`, centre-trimmed.
+
+    Same sampling as scipy.ndimage.zoom(order=1): the crop is stretched to
+    round(size * zoom) samples with corner-aligned coordinates
+    k * (size - 1) / (zoomed - 1); only the centre samples that survive the
+    trim are computed, which makes zoom blur ~10x faster.
+    """
+    out_size = x.shape[axis]
+    zoomed = int(round(size * zoom))
+    trim = (zoomed - out_size) // 2
+    coords = (np.arange(out_size) + trim) * (size - 1) / (zoomed - 1)
+    i0 = np.clip(np.floor(coords).astype(int), 0, size - 2)
+    frac = (coords - i0).astype(np.float32)
+    shape = [1] * x.ndim
+    shape[axis] = out_size
+    frac = frac.reshape(shape)
+    lo = np.take(x, start + i0, axis=axis)
+    hi = np.take(x, start + i0 + 1, axis=axis)
+    return lo + frac * (hi - lo)
+
+
 def clipped_zoom(x: np.ndarray, zoom_factor: float) -> np.ndarray:
     """Zooms into the centre of a [N, H, W, C] batch, keeping H x W.
 
-    The reference `clipped_zoom` for square images, generalised to H != W.
+    The reference `clipped_zoom` (crop ceil(H / zoom), scipy zoom with
+    order 1, trim back to H) for square images, generalised to H != W.
     """
     _, h, w, _ = x.shape
     ch, cw = int(np.ceil(h / zoom_factor)), int(np.ceil(w / zoom_factor))
-    top, left = (h - ch) // 2, (w - cw) // 2
-    crop = x[:, top:top + ch, left:left + cw]
-    zoomed = ndimage.zoom(crop, (1, zoom_factor, zoom_factor, 1), order=1)
-    trim_top = (zoomed.shape[1] - h) // 2
-    trim_left = (zoomed.shape[2] - w) // 2
-    return zoomed[:, trim_top:trim_top + h, trim_left:trim_left + w]
+    x = _zoom_axis(x, 1, zoom_factor, ch, (h - ch) // 2)
+    return _zoom_axis(x, 2, zoom_factor, cw, (w - cw) // 2)
 
 
 def plasma_fractal(mapsize: int, wibbledecay: float,
@@ -252,33 +272,37 @@ def next_power_of_two(n: int) -> int:
     return 1 << max(0, int(n - 1).bit_length())
 
 
-def frost_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """A synthetic, deterministic frost-like RGB layer in [0, 255].
+def frost_textures(rng: np.random.Generator, n: int, h: int, w: int,
+                   needle_length: float) -> np.ndarray:
+    """Synthetic frost-like RGB layers in [0, 255].
 
     The reference blends crops of six frost photographs that ship with
-    hendrycks/robustness; we do not have them, so we synthesise a texture
+    hendrycks/robustness; we do not have them, so we synthesise textures
     with the same role: a bright hazy plasma plus thin ice needles (sparse
-    seeds smeared along three random directions), tinted blue-white.
-    Frost numbers are therefore not comparable to the released data.
+    seeds smeared along six random directions), tinted blue-white. Frost
+    numbers are therefore not comparable to the released data.
 
     Args:
+        rng: NumPy generator.
+        n: number of textures.
         h: height.
         w: width.
-        rng: NumPy generator.
+        needle_length: blur radius of the needles in pixels.
 
     Returns:
-        A float32 [h, w, 3] array in [0, 255].
+        A float32 [n, h, w, 3] array in [0, 255].
     """
     size = next_power_of_two(max(h, w))
-    haze = plasma_fractal(size, 2.0, rng)[:h, :w]
-    radius = max(3.0, min(h, w) / 12)
-    needles = np.zeros((1, h, w, 1), np.float32)
-    # Six needle directions, each with its own sparse seeds.
-    for angle in rng.uniform(0.0, 360.0, size=6):
-        seeds = (rng.random((1, h, w, 1)) < 0.005).astype(np.float32)
-        needles += motion_blur(seeds, radius, radius / 2, np.array([angle]))
-    needles = needles[0, ..., 0]
-    needles /= max(float(np.percentile(needles, 99)), 1e-6)
+    haze = np.stack([plasma_fractal(size, 2.0, rng)[:h, :w]
+                     for _ in range(n)])
+    needles = np.zeros((n, h, w, 1), np.float32)
+    for _ in range(6):
+        seeds = (rng.random((n, h, w, 1)) < 0.005).astype(np.float32)
+        needles += motion_blur(seeds, needle_length, needle_length / 2,
+                               rng.uniform(0.0, 360.0, size=n))
+    needles = needles[..., 0]
+    scale = np.percentile(needles.reshape(n, -1), 99, axis=1)
+    needles /= np.maximum(scale, 1e-6)[:, None, None]
     tex = np.clip(0.35 + 0.5 * haze + 0.6 * needles, 0.0, 1.0)
     tint = np.array([0.84, 0.92, 1.0], np.float32)
     return (tex[..., None] * tint * 255.0).astype(np.float32)

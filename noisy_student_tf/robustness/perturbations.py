@@ -192,9 +192,9 @@ def make_sequence(image: np.ndarray, name: str, num_frames: int = 10,
     x = image.astype(np.float32) / 255.0
     frames = _frames(x, name, _CONSTANTS[constants][name], num_frames, rng)
     frames = np.clip(frames, 0, 1) * 255
-    # The reference truncates noise/brightness/snow frames (np.uint8) and
-    # rounds the PIL / ImageMagick ones.
-    if name not in NOISE_PERTURBATIONS + ("brightness", "snow"):
+    # The reference truncates its float frames (np.uint8, ToPILImage) and
+    # rounds the ones PIL / OpenCV / ImageMagick resample.
+    if name not in NOISE_PERTURBATIONS + ("brightness", "snow", "zoom_blur"):
         frames = np.round(frames)
     return frames.astype(np.uint8)
 

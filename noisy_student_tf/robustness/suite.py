@@ -51,7 +51,8 @@ def _progbar(total: int, enabled: bool):
 
 
 def _corruption_section(predict, images, labels, names, severities,
-                        constants, seed, corrupted_data, progress) -> dict:
+                        constants, seed, corrupted_data, clean_error,
+                        progress) -> dict:
     bs = predict.batch_size
     n_batches = -(-len(images) // bs)
     bar = _progbar(len(names) * len(severities) * n_batches, progress)
@@ -96,6 +97,8 @@ def _corruption_section(predict, images, labels, names, severities,
                            for s in corruptions_lib.SEVERITIES]
                        for n in corruptions_lib.CORRUPTIONS}
         section["mce"] = metrics.mce(by_severity)
+        section["relative_mce"] = metrics.relative_mce(by_severity,
+                                                       clean_error)
     return section
 
 
@@ -155,8 +158,9 @@ def run_robustness_suite(
         corruptions: corruption names to evaluate.
         severities: severities to evaluate.
         constants: "cifar" or "imagenet" corruption / perturbation
-            constants; mCE vs AlexNet is reported only for "imagenet" with
-            all 15 corruptions and 5 severities.
+            constants (with `corrupted_data`: which benchmark the data
+            are); mCE and relative mCE vs AlexNet are reported only for
+            "imagenet" with all 15 corruptions and 5 severities.
         corrupted_data: optional released data replacing the on-the-fly
             corruptions, as returned by `load_cifar10_c`.
         perturbations: perturbation names for flip probabilities.
@@ -199,16 +203,9 @@ def run_robustness_suite(
         "corruptions": None, "perturbations": None, "adversarial": None,
     }
     if corruptions:
-        section = _corruption_section(
+        report["corruptions"] = _corruption_section(
             predict, images, labels, list(corruptions), list(severities),
-            constants, seed, corrupted_data, progress)
-        if section["mce"] is not None:
-            errors = {n: [1.0 - section["accuracy"][n][str(s)]
-                          for s in corruptions_lib.SEVERITIES]
-                      for n in corruptions_lib.CORRUPTIONS}
-            section["relative_mce"] = metrics.relative_mce(
-                errors, 1.0 - clean_acc)
-        report["corruptions"] = section
+            constants, seed, corrupted_data, 1.0 - clean_acc, progress)
     if perturbations:
         report["perturbations"] = _perturbation_section(
             predict, images, list(perturbations), num_perturbation_sequences,
@@ -216,7 +213,7 @@ def run_robustness_suite(
     if epsilons:
         n_adv = len(images) if num_adversarial_examples is None else (
             num_adversarial_examples)
-        data = (images[:n_adv].astype(np.float32), labels[:n_adv])
+        data = (images[:n_adv], labels[:n_adv])  # cast per batch
         report["adversarial"] = {"num_examples": int(min(n_adv, len(images)))}
         for attack in ("fgsm", "pgd"):
             accs = adversarial.adversarial_accuracy(
@@ -294,6 +291,9 @@ def plot_robustness(reports: Mapping[str, Mapping], path: str) -> str:
         if title != "Corruptions":
             # Epsilons are roughly doubling: 1, 2, 4, 8, 16.
             ax.set_xscale("symlog", linthresh=1.0)
+        ticks = sorted({x for xs, _ in lines.values() for x in xs})
+        ax.set_xticks(ticks)
+        ax.set_xticklabels(["clean" if t == 0 else f"{t:g}" for t in ticks])
         ax.set_title(title)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("top-1 accuracy (%)")

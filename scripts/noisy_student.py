@@ -1,0 +1,32 @@
+"""Runs a whole Noisy Student experiment (resumable): the driver binary.
+
+    python scripts/noisy_student.py \
+        --config=noisy_student_tf/configs/fashion_mnist_demo.py:quick \
+        --workdir=runs/quick [--config.students.0.unlabel_ratio=5]
+
+Rerunning the same command resumes: finished stages are skipped.
+"""
+
+import script_utils  # noqa: I001 (sets up sys.path first)
+
+from absl import flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config: path.py[:arg].", lock_config=False)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Experiment directory.")
+_NO_PROGRESS = flags.DEFINE_bool("no_progress", False,
+                                 "Hide progress bars.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    from noisy_student_tf import loop
+
+    config = script_utils.apply_runtime_flags(_CONFIG.value)
+    loop.run(config, _WORKDIR.value, progress=not _NO_PROGRESS.value)
+
+
+if __name__ == "__main__":
+    script_utils.run(main)
