@@ -66,7 +66,7 @@ def pgd(logits_fn: LogitsFn, images, labels, epsilon, steps: int = 10,
 
     Each of `steps` iterations takes a signed gradient step of `step_size`,
     projects onto the epsilon-ball around the clean images and clips to
-    [0, 255]. Graph-safe: the loop is a `tf.range` loop under tf.function.
+    [0, 255]. Works eagerly and inside tf.function (a tf.while_loop).
 
     Args:
         logits_fn: pixel batch -> logits.
@@ -93,10 +93,16 @@ def pgd(logits_fn: LogitsFn, images, labels, epsilon, steps: int = 10,
         noise = tf.random.stateless_uniform(
             tf.shape(x), seed=[seed, 0], minval=-1.0, maxval=1.0)
         adv = tf.clip_by_value(x + eps * noise, lower, upper)
-    for _ in tf.range(steps):
+
+    def step(i, adv):
         grad = _input_gradient(logits_fn, adv, y)
         # Projection onto the ball and [0, 255] at once: both are boxes.
-        adv = tf.clip_by_value(adv + alpha * tf.sign(grad), lower, upper)
+        return i + 1, tf.clip_by_value(adv + alpha * tf.sign(grad), lower,
+                                       upper)
+
+    # An explicit while_loop (not autograph) so callers may trace with
+    # tf.function(autograph=False); it also runs eagerly.
+    _, adv = tf.while_loop(lambda i, _: i < steps, step, (tf.constant(0), adv))
     return adv
 
 
@@ -148,7 +154,9 @@ def adversarial_accuracy(
         raise ValueError(f"unknown attack {attack!r}; valid: "
                          f"{', '.join(ATTACKS)}")
 
-    @tf.function(reduce_retracing=True)
+    # No autograph: nothing here needs it, and it would try to convert the
+    # caller's logits_fn (warning on lambdas without source).
+    @tf.function(reduce_retracing=True, autograph=False)
     def correct(x, y, eps, batch_seed):
         if attack == "fgsm":
             adv = fgsm(logits_fn, x, y, eps)

@@ -38,7 +38,7 @@ class _Predictor:
         self.batch_size = batch_size
         self._fn = tf.function(
             lambda x: tf.argmax(logits_fn(x), axis=-1),
-            reduce_retracing=True)
+            reduce_retracing=True, autograph=False)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         out = [self._fn(tf.cast(images[i:i + self.batch_size], tf.float32))

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from noisy_student_tf.robustness import corruption_tables
 from noisy_student_tf.robustness import corruptions
@@ -66,7 +67,7 @@ def test_bad_arguments_name_the_valid_choices():
     x = _images(n=1)
     with pytest.raises(ValueError, match="gaussian_noise, shot_noise"):
         corruptions.corrupt(x, "speckle_noise", 1)
-    for severity in (0, 6, True):
+    for severity in (0, 6, True, 2.0):
         with pytest.raises(ValueError, match=r"\(1, 2, 3, 4, 5\)"):
             corruptions.corrupt(x, "fog", severity)
     with pytest.raises(ValueError, match="imagenet"):
@@ -75,6 +76,8 @@ def test_bad_arguments_name_the_valid_choices():
         corruptions.corrupt(x.astype(np.float32), "fog", 1)
     with pytest.raises(ValueError, match="C in"):
         corruptions.corrupt(np.zeros((1, 32, 32, 4), np.uint8), "fog", 1)
+    empty = np.zeros((0, 32, 32, 3), np.uint8)
+    assert corruptions.corrupt(empty, "fog", 1).shape == empty.shape
 
 
 def test_constant_tables_are_the_references():
@@ -130,10 +133,24 @@ def test_disk_and_motion_blur_kernels():
 
 
 def test_frost_texture_is_deterministic():
-    a = filters.frost_texture(32, 32, np.random.default_rng(3))
-    b = filters.frost_texture(32, 32, np.random.default_rng(3))
+    a = filters.frost_textures(np.random.default_rng(3), 2, 32, 40, 3.0)
+    b = filters.frost_textures(np.random.default_rng(3), 2, 32, 40, 3.0)
     np.testing.assert_array_equal(a, b)
-    assert a.shape == (32, 32, 3) and 0 <= a.min() and a.max() <= 255
+    assert a.shape == (2, 32, 40, 3) and 0 <= a.min() and a.max() <= 255
+
+
+@pytest.mark.parametrize("zoom", [1.0, 1.06, 1.25, 2.25, 4.5])
+def test_clipped_zoom_matches_scipy_zoom(zoom):
+    # The reference: crop ceil(h / zoom), scipy zoom order 1, trim to h.
+    x = np.random.default_rng(5).random((2, 32, 32, 3)).astype(np.float32)
+    ch = int(np.ceil(32 / zoom))
+    top = (32 - ch) // 2
+    ref = ndimage.zoom(x[:, top:top + ch, top:top + ch], (1, zoom, zoom, 1),
+                       order=1)
+    trim = (ref.shape[1] - 32) // 2
+    np.testing.assert_allclose(filters.clipped_zoom(x, zoom),
+                               ref[:, trim:trim + 32, trim:trim + 32],
+                               atol=1e-5)
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -1,5 +1,6 @@
 """run_robustness_suite report, loaders and the comparison plot."""
 
+import gzip
 import json
 import os
 
@@ -142,3 +143,40 @@ def test_plot_robustness_writes_a_png(tmp_path):
     with pytest.raises(ValueError):
         robustness.plot_robustness({"empty": {"clean": {"top1": 1.0}}},
                                    str(tmp_path / "x.png"))
+
+
+@pytest.mark.slow
+def test_suite_on_a_trained_fashion_mnist_model(fashion_mnist_dir):
+    """1-channel end to end: a briefly trained CNN degrades as it should."""
+    def read(name, offset):
+        with gzip.open(os.path.join(fashion_mnist_dir, name)) as f:
+            return np.frombuffer(f.read(), np.uint8, offset=offset)
+
+    x_train = read("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+    y_train = read("train-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    x_test = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28, 1)
+    y_test = read("t10k-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    model = keras.Sequential([
+        keras.layers.Input((28, 28, 1)),
+        keras.layers.Rescaling(1 / 255.0),
+        keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(32, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10),
+    ])
+    model.compile(
+        optimizer=keras.optimizers.Adam(),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x_train[:20000].astype(np.float32), y_train[:20000],
+              batch_size=128, epochs=3, verbose=0)
+    report = suite.run_robustness_suite(
+        lambda x: model(x, training=False), x_test[:500], y_test[:500],
+        num_perturbation_sequences=100, progress=False)
+    clean = report["clean"]["top1"]
+    assert clean > 0.5
+    per_severity = report["corruptions"]["mean_accuracy_per_severity"]
+    assert per_severity["5"] < per_severity["1"] < clean
+    fgsm, pgd = report["adversarial"]["fgsm"], report["adversarial"]["pgd"]
+    assert pgd["16"] <= fgsm["16"] < fgsm["1"] <= clean
+    assert 0 < report["perturbations"]["mean_flip_probability"] < 50
