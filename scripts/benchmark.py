@@ -83,7 +83,7 @@ def time_images(candidates, rounds=3, warmup_batches=3):
             images[i] = count
             rates[i].append(count / seconds)
     rows = []
-    for cand, count, rate in zip(candidates, images, rates):
+    for cand, count, rate in zip(candidates, images, rates, strict=True):
         rows.append(dict(
             name=cand["name"], **cand.get("extra", {}), images=count,
             images_per_s=round(float(np.median(rate)), 1),
