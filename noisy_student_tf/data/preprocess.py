@@ -19,18 +19,32 @@ import inspect
 from noisy_student_tf.data import registry
 
 
-class _OpSpec:
-    """One parsed op: its name and literal arguments."""
+class OpSpec:
+    """One parsed op of a pp string: its name and literal arguments.
+
+    `str(spec)` is a pp-string token that parses back to an equal spec, so
+    callers can edit a parsed pp string and join the tokens with '|'.
+    """
 
     def __init__(self, name, args, kwargs):
         self.name = name
         self.args = args
         self.kwargs = kwargs
 
-    def __repr__(self):
+    def __eq__(self, other):
+        return isinstance(other, OpSpec) and (
+            (self.name, self.args, self.kwargs)
+            == (other.name, other.args, other.kwargs))
+
+    def __hash__(self):
+        return hash((self.name, self.args))
+
+    def __str__(self):
         parts = [repr(a) for a in self.args]
         parts += [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"{self.name}({', '.join(parts)})"
+
+    __repr__ = __str__
 
 
 def _flatten_pipe(node):
@@ -51,7 +65,7 @@ def _literal(node, op_name, pp_string):
 
 def _parse_op(node, pp_string):
     if isinstance(node, ast.Name):
-        return _OpSpec(node.id, (), {})
+        return OpSpec(node.id, (), {})
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         name = node.func.id
         if any(isinstance(a, ast.Starred) for a in node.args) or any(
@@ -62,7 +76,7 @@ def _parse_op(node, pp_string):
         args = tuple(_literal(a, name, pp_string) for a in node.args)
         kwargs = {kw.arg: _literal(kw.value, name, pp_string)
                   for kw in node.keywords}
-        return _OpSpec(name, args, kwargs)
+        return OpSpec(name, args, kwargs)
     raise ValueError(
         f"Cannot parse op {ast.unparse(node)!r}: expected `name` or "
         f"`name(literal args)`, in pp string {pp_string!r}.")
@@ -75,7 +89,7 @@ def parse_pp_string(pp_string):
       pp_string: the pp string; empty or whitespace-only means no ops.
 
     Returns:
-      A list of specs with `name`, `args` (tuple) and `kwargs` (dict).
+      A list of `OpSpec` with `name`, `args` (tuple), `kwargs` (dict).
 
     Raises:
       ValueError: the string is not a '|'-chain of literal-argument calls.

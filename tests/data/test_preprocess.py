@@ -45,6 +45,14 @@ def test_parse_calls_bare_names_kwargs_and_pipes_inside_strings():
     assert preprocess.parse_pp_string("  ") == []
 
 
+def test_op_spec_str_round_trips():
+    pp = "decode(channels=1)|flip_lr|normalize(\"svhn\")|keep('a', 'b|c')"
+    specs = preprocess.parse_pp_string(pp)
+    again = preprocess.parse_pp_string("|".join(str(s) for s in specs))
+    assert again == specs
+    assert str(specs[1]) == "flip_lr()"
+
+
 def test_validate_returns_op_names_without_running():
     pp = ('decode|inception_crop(224)|flip_lr|randaug(2, 15)|'
           'normalize("imagenet")')
