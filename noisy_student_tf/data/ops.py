@@ -34,8 +34,9 @@ _DECODER_ERRORS = (
     "Failed to initialize decoder", "Invalid GIF data",
 )
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
-_PNG_SIGNATURE = _SIGNATURES[1]
 _PNG_TRAILER = b"IEND\xaeB`\x82"
+_RESIZE_METHODS = ("bicubic_tf1", "bilinear", "bicubic", "nearest", "area",
+                   "lanczos3", "lanczos5", "gaussian", "mitchellcubic")
 
 
 def is_corrupt_image_error(error):
@@ -50,6 +51,12 @@ def is_corrupt_image_error(error):
     """
     message = getattr(error, "message", None) or str(error)
     return any(text in message for text in _DECODER_ERRORS)
+
+
+def _check_method(method):
+    if method not in _RESIZE_METHODS:
+        raise ValueError(
+            f"Unknown resize method {method!r}; known: {_RESIZE_METHODS}")
 
 
 def _size_hw(size):
@@ -187,6 +194,7 @@ def center_crop(size, crop_pct=None, method="bicubic"):
       The image op (uint8 output).
     """
     _size_hw(size)
+    _check_method(method)
     if crop_pct is not None and not 0.0 < crop_pct <= 1.0:
         raise ValueError(f"crop_pct must be in (0, 1], got {crop_pct}")
     return lambda image: _center_crop(image, size, crop_pct, method)
@@ -212,6 +220,7 @@ def inception_crop(size, area_min=0.08, area_max=1.0, method="bicubic"):
       The image op (uint8 output).
     """
     _size_hw(size)
+    _check_method(method)
     if not 0.0 < area_min <= area_max <= 1.0:
         raise ValueError(
             f"need 0 < area_min <= area_max <= 1, got {area_min}, {area_max}")
@@ -248,6 +257,7 @@ def resize(size, method="bicubic", antialias=False):
       The image op.
     """
     _size_hw(size)
+    _check_method(method)
     return lambda image: resize_image(image, size, method, antialias)
 
 

@@ -15,7 +15,10 @@ The pure per-op functions live in `augment_ops` and are re-exported here;
 can check hand values.
 
 Deliberate difference from the reference: Posterize clamps its shift at 0
-(see `posterize`). The reference's other quirks are kept on purpose.
+(see `posterize`). The reference's other quirks are kept on purpose, each
+with a comment: Solarize is a no-op for M >= 10, the four enhance ops are
+the identity at M = 5, and Contrast blends towards a grey of H*W/256
+rather than the mean (tensorflow/tpu#825).
 """
 
 import functools

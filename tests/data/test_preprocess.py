@@ -74,6 +74,7 @@ def test_validate_returns_op_names_without_running():
     ("decode|resize(*[32])", r"\* or \*\* arguments"),
     ("decode|resize('big')", r"Bad arguments for op resize\('big'\)"),
     ("decode|normalize('cifar')", r"Unknown normalize preset 'cifar'"),
+    ("resize(8, method='bicubik')", r"Unknown resize method 'bicubik'"),
     ("decode|1 + 2", r"Cannot parse op '1 \+ 2'"),
     ("decode|x.y(1)", r"Cannot parse op 'x.y\(1\)'"),
 ])
