@@ -11,11 +11,13 @@ import tensorflow as tf
 
 
 def resolve_steps(config, prefix, steps_per_epoch, default=None):
-    """`{prefix}_steps` or `{prefix}_epochs` * steps_per_epoch (rounded)."""
+    """`{prefix}_steps`, else `{prefix}_epochs` * steps_per_epoch (rounded).
+
+    Steps win when both are set, so a stage can give steps over inherited
+    epoch defaults.
+    """
     steps = config.get(f"{prefix}_steps")
     epochs = config.get(f"{prefix}_epochs")
-    if steps is not None and epochs is not None:
-        raise ValueError(f"Give {prefix}_steps or {prefix}_epochs, not both")
     if steps is not None:
         return int(steps)
     if epochs is not None:
