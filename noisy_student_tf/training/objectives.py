@@ -49,12 +49,13 @@ class SupervisedObjective:
             input_context=input_context,
             skip_corrupt=config.get("skip_corrupt", False))
 
-    def make_eval_dataset(self):
+    def make_eval_dataset(self, split="eval"):
+        """Clean eval batches of `data.eval` or `data.validation`."""
         config = self.config
-        if not config.data.get("eval"):
+        if not config.data.get(split):
             return None
         return pipeline.make_eval_dataset(
-            sources.make_source(config.data.eval), config.pp.eval,
+            sources.make_source(config.data[split]), config.pp.eval,
             config.get("eval_batch_size", 256),
             skip_corrupt=config.get("skip_corrupt", False))
 
@@ -193,7 +194,17 @@ def _accuracy(labels, logits):
 
 
 def from_config(config):
-    """Supervised when `unlabel_ratio` is 0/absent, else Noisy Student."""
+    """The objective a stage config names.
+
+    `config.method` picks a related method (kd, meal_v2, mpl; see
+    `noisy_student_tf.methods`); otherwise supervised when `unlabel_ratio`
+    is 0/absent, else Noisy Student.
+    """
+    method = config.get("method")
+    if method:
+        from noisy_student_tf import methods
+
+        return methods.get_objective(method)(config)
     if config.get("unlabel_ratio"):
         return NoisyStudentObjective(config)
     return SupervisedObjective(config)

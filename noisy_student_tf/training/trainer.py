@@ -173,8 +173,9 @@ class Trainer:
                 f"without saving. Last good checkpoint: {good}. Lower the "
                 "learning rate or check the inputs, then rerun to resume.")
 
-    def evaluate(self, max_batches=None):
-        dataset = self.objective.make_eval_dataset()
+    def evaluate(self, max_batches=None, split="eval"):
+        """EMA-weight metrics on `data.eval` (or `data.validation`)."""
+        dataset = self.objective.make_eval_dataset(split)
         if dataset is None:
             return {}
         if self.ema is not None:
@@ -193,6 +194,32 @@ class Trainer:
         else:
             checkpoints.save_model_atomic(self.model, path)
         return path
+
+    def _periodic_evaluation(self, step, writer, history):
+        """Evaluates on `data.validation` if given (else `data.eval`) and
+        keeps the best validation model as `best.keras`: checkpoints are
+        chosen on validation data, never on the test set."""
+        has_validation = bool(self.config.data.get("validation"))
+        split = "validation" if has_validation else "eval"
+        result = _floats(self.evaluate(split=split))
+        _write_scalars(writer, step,
+                       {f"{split}/{k}": v for k, v in result.items()})
+        _append_jsonl(history, {"step": step, **{
+            f"{split}_{k}": v for k, v in result.items()}})
+        if not has_validation:
+            return
+        path = os.path.join(self.workdir, "best.json")
+        best = io_utils.read_json(path) if tf.io.gfile.exists(path) else None
+        if best is None or result["top1"] > best["top1"]:
+            model_path = os.path.join(self.workdir, "best.keras")
+            if self.ema is not None:
+                with self.ema.swapped():
+                    checkpoints.save_model_atomic(self.model, model_path)
+            else:
+                checkpoints.save_model_atomic(self.model, model_path)
+            io_utils.atomic_write_json(path, {
+                "step": step, "top1": result["top1"],
+                "model_path": model_path})
 
     # === Loop ===
 
@@ -244,19 +271,19 @@ class Trainer:
                                   ("loss", "img_per_s") if k in values])
             if ckpt_every and step % ckpt_every == 0:
                 self.save_checkpoint(float(metrics["loss"]))
-            if eval_every and step % eval_every == 0 and \
-                    step < self.total_steps:
-                result = self.evaluate()
-                _write_scalars(writer, step,
-                               {f"eval/{k}": v for k, v in result.items()})
-                _append_jsonl(history, {"step": step, **{
-                    f"eval_{k}": v for k, v in result.items()}})
+            if eval_every and (step % eval_every == 0
+                               or step == self.total_steps):
+                self._periodic_evaluation(step, writer, history)
         if step > start:
             self.save_checkpoint(float(metrics["loss"]))
         wall = time.time() - t0
-        result = {"eval": self.evaluate(), "steps": int(self.step.numpy()),
+        result = {"eval": _floats(self.evaluate()),
+                  "steps": int(self.step.numpy()),
                   "train_seconds": wall, "model": config.model.name,
                   "model_path": self.save_final_model()}
+        best = os.path.join(self.workdir, "best.json")
+        if tf.io.gfile.exists(best):
+            result["best_validation"] = io_utils.read_json(best)
         if step > start:
             result["img_per_s"] = images_per_step * (step - start) / wall
         return result
@@ -296,6 +323,11 @@ def train(config, workdir, objective=None, strategy=None, progress=True):
     result = trainer.run(progress=progress)
     io_utils.mark_stage_done(workdir, result)
     return result
+
+
+def _floats(metrics):
+    return {k: float(v) if k != "num_examples" else int(v)
+            for k, v in metrics.items()}
 
 
 def log(message):
