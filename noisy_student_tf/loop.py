@@ -23,6 +23,7 @@ from noisy_student_tf import io_utils
 from noisy_student_tf.configs import common
 from noisy_student_tf.labeling import predict
 from noisy_student_tf.labeling import select
+from noisy_student_tf.labeling import tfrecord_io
 from noisy_student_tf.training import trainer
 
 
@@ -44,44 +45,80 @@ def run_stage(name, stage, workdir, progress=True):
     return result
 
 
+def label_iteration(config, teacher_result, teacher_stage, iteration_dir,
+                    shard_indices=None, progress=True):
+    """Pseudo-labels the unlabeled source with the clean EMA teacher.
+
+    With `shard_indices`, only those shards are labeled (one host of many);
+    the stage is marked complete once every shard is.
+    """
+    labels_dir = os.path.join(iteration_dir, "labels")
+    if io_utils.stage_done(labels_dir):
+        return io_utils.read_stage_result(labels_dir)
+    labeling = config.labeling
+    log(f"labeling {config.data.unlabeled.kind} with "
+        f"{teacher_result['model_path']}")
+    summary = predict.generate_pseudo_labels(
+        teacher_result["model_path"], config.data.unlabeled,
+        teacher_stage.pp.eval, labels_dir,
+        num_shards=labeling.num_shards, shard_indices=shard_indices,
+        batch_size=labeling.batch_size,
+        temperature=labeling.get("temperature", 1.0),
+        skip_corrupt=config.defaults.get("skip_corrupt", False),
+        has_true_labels=labeling.get("has_true_labels", False),
+        progress=progress)
+    if all(tfrecord_io.shard_complete(labels_dir, tfrecord_io.PREDICTIONS, i,
+                                      labeling.num_shards)
+           for i in range(labeling.num_shards)):
+        if shard_indices is not None:
+            summary = predict.generate_pseudo_labels(
+                teacher_result["model_path"], config.data.unlabeled,
+                teacher_stage.pp.eval, labels_dir,
+                num_shards=labeling.num_shards, progress=False,
+                has_true_labels=labeling.get("has_true_labels", False))
+        io_utils.mark_stage_done(labels_dir, summary)
+    return summary
+
+
+def filter_iteration(config, iteration_dir, shard_indices=None):
+    """Filters and balances an iteration's (complete) predictions."""
+    labels_dir = os.path.join(iteration_dir, "labels")
+    filter_dir = os.path.join(iteration_dir, "filter")
+    if io_utils.stage_done(filter_dir):
+        return io_utils.read_stage_result(filter_dir)
+    if not io_utils.stage_done(labels_dir):
+        raise FileNotFoundError(
+            f"{labels_dir} is not complete: run pseudo-labeling first")
+    log("filtering and balancing pseudo labels")
+    f = config.filter
+    stats = select.filter_and_balance(
+        config.data.unlabeled, labels_dir, filter_dir,
+        config.labeling.num_shards, config.num_classes,
+        min_threshold=f.min_threshold, num_image=f.get("num_image"),
+        max_prob=f.get("max_prob", 2.0), upsample=f.get("upsample", True),
+        use_all=f.get("use_all", False), use_top=f.get("use_top", True),
+        seed=config.seed, shard_indices=shard_indices)
+    if stats["shards_written"] == config.labeling.num_shards:
+        if not stats["num_records"]:
+            raise select_error(config, stats)
+        io_utils.mark_stage_done(filter_dir, stats)
+    return stats
+
+
+def pseudo_source_for(config, iteration_dir):
+    """The filtered pseudo-label shards of an iteration, as a source."""
+    return {"kind": "pseudo_labels", "num_classes": config.num_classes,
+            "pattern": select.filtered_pattern(
+                os.path.join(iteration_dir, "filter"))}
+
+
 def pseudo_label(config, teacher_result, teacher_stage, iteration_dir,
                  progress=True):
     """Labels the unlabeled data with the teacher, then filters/balances."""
-    labels_dir = os.path.join(iteration_dir, "labels")
-    filter_dir = os.path.join(iteration_dir, "filter")
-    labeling = config.labeling
-    if io_utils.stage_done(labels_dir):
-        label_summary = io_utils.read_stage_result(labels_dir)
-    else:
-        log(f"labeling {config.data.unlabeled.kind} with "
-            f"{teacher_result['model_path']}")
-        label_summary = predict.generate_pseudo_labels(
-            teacher_result["model_path"], config.data.unlabeled,
-            teacher_stage.pp.eval, labels_dir,
-            num_shards=labeling.num_shards, batch_size=labeling.batch_size,
-            temperature=labeling.get("temperature", 1.0),
-            skip_corrupt=config.defaults.get("skip_corrupt", False),
-            has_true_labels=labeling.get("has_true_labels", False),
-            progress=progress)
-        io_utils.mark_stage_done(labels_dir, label_summary)
-    if io_utils.stage_done(filter_dir):
-        filter_stats = io_utils.read_stage_result(filter_dir)
-    else:
-        log("filtering and balancing pseudo labels")
-        f = config.filter
-        filter_stats = select.filter_and_balance(
-            config.data.unlabeled, labels_dir, filter_dir,
-            labeling.num_shards, config.num_classes,
-            min_threshold=f.min_threshold, num_image=f.get("num_image"),
-            max_prob=f.get("max_prob", 2.0), upsample=f.get("upsample", True),
-            use_all=f.get("use_all", False), use_top=f.get("use_top", True),
-            seed=config.seed)
-        if not filter_stats["num_records"]:
-            raise select_error(config, filter_stats)
-        io_utils.mark_stage_done(filter_dir, filter_stats)
-    pseudo_source = {"kind": "pseudo_labels", "num_classes": config.num_classes,
-                     "pattern": select.filtered_pattern(filter_dir)}
-    return pseudo_source, label_summary, filter_stats
+    labels = label_iteration(config, teacher_result, teacher_stage,
+                             iteration_dir, progress=progress)
+    filtered = filter_iteration(config, iteration_dir)
+    return pseudo_source_for(config, iteration_dir), labels, filtered
 
 
 def select_error(config, stats):
@@ -128,8 +165,7 @@ def run(config, workdir, progress=True):
     teacher_stage = common.stage_config(config, config.teacher)
     teacher_result = run_stage("teacher", teacher_stage, workdir, progress)
     report = {"teacher": _summary(teacher_result), "iterations": []}
-    students = list(config.students.values()) if config.get("students") \
-        else []
+    students = students_of(config)
     first = students[0] if students else None
     if config.get("baseline"):
         baseline_stage = common.stage_config(config, config.baseline)
@@ -208,6 +244,29 @@ def _wall_seconds(workdir, start):
     total = previous + time.time() - start
     io_utils.atomic_write_json(path, {"total": total})
     return total
+
+
+def students_of(config):
+    """The experiment's students in iteration order."""
+    return list(config.students.values()) if config.get("students") else []
+
+
+def teacher_of_iteration(config, workdir, iteration):
+    """(result, stage config) of the model that teaches `iteration` (1-based).
+
+    Raises:
+      FileNotFoundError: that model's stage has not finished.
+    """
+    name = "teacher" if iteration == 1 else os.path.join(
+        f"iter{iteration - 1}", "student")
+    stage_dir = os.path.join(workdir, name)
+    if not io_utils.stage_done(stage_dir):
+        raise FileNotFoundError(
+            f"{stage_dir} is not complete: train it first (iteration "
+            f"{iteration} needs it as its teacher)")
+    stage = ml_collections.ConfigDict(
+        io_utils.read_json(os.path.join(stage_dir, "config.json")))
+    return io_utils.read_stage_result(stage_dir), stage
 
 
 def load_config(config):

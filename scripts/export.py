@@ -1,0 +1,42 @@
+"""Exports a model file as a SavedModel with serving signatures that take
+uint8 images or encoded bytes and apply the eval preprocessing.
+
+    python scripts/export.py --model=runs/demo/iter2/student/model.keras \
+        --config=noisy_student_tf/configs/fashion_mnist_demo.py \
+        --export_dir=runs/demo/export
+"""
+
+import script_utils  # noqa: I001 (sets up sys.path first)
+
+from absl import flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config (for pp.eval): path.py[:arg].",
+    lock_config=False)
+_MODEL = flags.DEFINE_string("model", None, "A .keras model file.")
+_EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Output directory.")
+_PP = flags.DEFINE_string("pp", None, "Eval pp string (default: the "
+                          "config's teacher pp.eval).")
+_TOP_K = flags.DEFINE_integer("top_k", 5, "Classes returned per image.")
+flags.mark_flags_as_required(["model", "export_dir"])
+
+
+def main(argv):
+    del argv
+    from noisy_student_tf import export
+
+    if _PP.value:
+        pp = _PP.value
+    elif _CONFIG.value is not None:
+        pp = _CONFIG.value.teacher.pp.eval
+    else:
+        raise ValueError("give --config or --pp for the eval preprocessing")
+    path = export.export_saved_model(_MODEL.value, pp, _EXPORT_DIR.value,
+                                     top_k=_TOP_K.value)
+    print(f"exported to {path} (signatures: serving_default, "
+          "predict_images, predict_bytes)")
+
+
+if __name__ == "__main__":
+    script_utils.run(main)
