@@ -93,7 +93,9 @@ def stage_config(config, stage, **extra):
     merged = _deep_update(merged, stage.to_dict())
     merged["seed"] = config.seed
     merged.setdefault("data", {})
-    for key in ("labeled", "eval"):
+    # `validation` (e.g. SVHN's dev split) picks checkpoints during training;
+    # it is never the test set (`eval`).
+    for key in ("labeled", "validation", "eval"):
         if key not in merged["data"] and config.data.get(key):
             merged["data"][key] = config.data[key].to_dict()
     merged["model"]["num_classes"] = config.num_classes
