@@ -35,8 +35,9 @@ def _stats_path(filter_dir, index, count):
 
 
 def _bins(confidence):
-    # floor(p * 100) with a guard for float error at bin edges (0.3 -> 30).
-    return np.clip(np.floor(np.asarray(confidence) * 100 + 1e-6), 0,
+    # floor(p * 100) with a guard for float32 error at bin edges (float32
+    # 0.9 is 0.89999998, and 100x that must land in bin 90).
+    return np.clip(np.floor(np.asarray(confidence) * 100 + 1e-4), 0,
                    NUM_BINS - 1).astype(np.int64)
 
 
@@ -90,7 +91,10 @@ def copies_for(probability, label, thresholds, num_image, max_prob, rng,
                upsample=True, use_all=False):
     """How many times an image goes into the filtered set."""
     threshold, total = thresholds[label]
-    if not threshold <= probability <= max_prob or total == 0:
+    # Compare in histogram bins, so float32 0.8999999 counts as 0.90 both
+    # when thresholds are chosen and when images are kept.
+    if int(_bins(probability)) < int(round(threshold * 100)) or \
+            probability > max_prob or total == 0:
         return 0
     if use_all:
         return 1

@@ -1,0 +1,126 @@
+"""Pseudo-labeling: sharded output, resumable, every example exactly once."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+from noisy_student_tf import models
+from noisy_student_tf.labeling import predict
+from noisy_student_tf.labeling import tfrecord_io
+from noisy_student_tf.training import checkpoints
+from tests import testing
+
+PP = testing.PP
+
+
+def tiny_teacher(path):
+    model = models.create_model(
+        "efficientnet_b0", num_classes=10, input_shape=(32, 32, 1),
+        **testing.TINY_MODEL["overrides"])
+    checkpoints.save_model_atomic(model, str(path))
+    return model
+
+
+def source(limit=None):
+    config = dict(kind="fashion_mnist", split="test")
+    if limit:
+        config["limit"] = limit
+    return ml_collections.ConfigDict(config)
+
+
+def read_ids(directory, count):
+    ids = []
+    for index in range(count):
+        ds = predict.prediction_dataset(directory, index, count, 10)
+        ids += [int(r["id"]) for r in ds.as_numpy_iterator()]
+    return ids
+
+
+def test_shards_hold_teacher_probabilities_and_ids(tmp_path):
+    model = tiny_teacher(tmp_path / "teacher.keras")
+    out = str(tmp_path / "labels")
+    summary = predict.generate_pseudo_labels(
+        str(tmp_path / "teacher.keras"), source(100), PP, out, num_shards=3,
+        batch_size=32, has_true_labels=True, progress=False)
+    assert summary["num_records"] == 100 and summary["shards_labeled"] == 3
+    assert 0.0 <= summary["accuracy_vs_true_labels"] <= 1.0
+    assert sorted(read_ids(out, 3)) == list(range(100))
+    # Probabilities are the clean (inference-mode) teacher's softmax.
+    from noisy_student_tf.data import fashion_mnist, preprocess
+    images, _ = fashion_mnist.load_arrays("test")
+    pp = preprocess.get_preprocess_fn(PP)
+    batch = np.stack([pp({"image": tf.constant(images[i])})["image"]
+                      for i in (0, 3, 6)])
+    expected = tf.nn.softmax(model(batch, training=False)).numpy()
+    first = list(predict.prediction_dataset(out, 0, 3, 10)
+                 .take(3).as_numpy_iterator())
+    assert [int(r["id"]) for r in first] == [0, 3, 6]
+    np.testing.assert_allclose([r["probabilities"] for r in first], expected,
+                               atol=1e-5)
+    # A rerun skips complete shards.
+    again = predict.generate_pseudo_labels(
+        str(tmp_path / "teacher.keras"), source(100), PP, out, num_shards=3,
+        progress=False)
+    assert again["shards_labeled"] == 0 and again["shards_skipped"] == 3
+
+
+def test_only_requested_shards_are_labeled(tmp_path):
+    tiny_teacher(tmp_path / "teacher.keras")
+    out = str(tmp_path / "labels")
+    predict.generate_pseudo_labels(
+        str(tmp_path / "teacher.keras"), source(40), PP, out, num_shards=4,
+        shard_indices=[1, 3], progress=False)
+    done = [tfrecord_io.shard_complete(out, tfrecord_io.PREDICTIONS, i, 4)
+            for i in range(4)]
+    assert done == [False, True, False, True]
+
+
+KILLABLE = textwrap.dedent("""
+    import sys
+    import ml_collections
+    from noisy_student_tf.labeling import predict
+    from tests import testing
+    predict.generate_pseudo_labels(
+        sys.argv[1], ml_collections.ConfigDict(dict(
+            kind="fashion_mnist", split="test", limit=4000)),
+        testing.PP, sys.argv[2], num_shards=16, batch_size=50,
+        progress=False)
+""")
+
+
+def test_killed_labeling_rerun_labels_every_example_exactly_once(tmp_path):
+    tiny_teacher(tmp_path / "teacher.keras")
+    script = tmp_path / "label.py"
+    script.write_text(KILLABLE)
+    out = tmp_path / "labels"
+    args = [sys.executable, str(script), str(tmp_path / "teacher.keras"),
+            str(out)]
+    env = dict(os.environ, PYTHONPATH=testing.REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(args, cwd=testing.REPO, env=env,
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    info = out / "info"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        done = len(list(info.glob("*.json"))) if info.exists() else 0
+        if done >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    complete = len(list(info.glob("*.json")))
+    assert 0 < complete < 16, "kill must land mid-way"
+    rerun = subprocess.run(args, cwd=testing.REPO, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    ids = read_ids(str(out), 16)
+    assert len(ids) == 4000 and sorted(ids) == list(range(4000))
+    leftovers = [p for p in os.listdir(out) if ".tmp-" in p]
+    assert leftovers == []

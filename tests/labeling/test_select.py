@@ -1,0 +1,110 @@
+"""Filter/balance: thresholds, exact copy counts, end to end on shards."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from noisy_student_tf.data import features
+from noisy_student_tf.data import sources
+from noisy_student_tf.labeling import select
+from noisy_student_tf.labeling import tfrecord_io
+
+
+def test_thresholds_walk_down_until_target_or_min():
+    hist = np.zeros((3, 101), np.int64)
+    hist[0, 95] = 50      # class 0: 50 very confident...
+    hist[0, 80] = 100     # ...then 100 at 0.80 -> reaches 120 there
+    hist[1, 50] = 10      # class 1: only 10 above 0.3 -> min threshold
+    hist[1, 10] = 99      # below min_threshold: never counted
+    got = select.select_thresholds(hist, num_image=120, min_threshold=0.3)
+    assert got[0] == (0.80, 150)
+    assert got[1] == (0.30, 10)
+    assert got[2] == (0.30, 0)
+
+
+def test_bins_put_edges_in_the_right_bin():
+    np.testing.assert_array_equal(
+        select._bins([0.3, 0.2999, 1.0, 0.0, 0.995]), [30, 29, 100, 0, 99])
+
+
+def test_copies_subsample_and_duplicate_exactly_in_expectation():
+    rng = np.random.RandomState(0)
+    thresholds = [(0.5, 200), (0.3, 40), (0.3, 0)]
+    # num_image 100: class 0 keeps each with p=0.5, class 1 gets 2.5 copies.
+    draws0 = [select.copies_for(0.9, 0, thresholds, 100, 2.0, rng)
+              for _ in range(4000)]
+    draws1 = [select.copies_for(0.4, 1, thresholds, 100, 2.0, rng)
+              for _ in range(4000)]
+    assert set(draws0) == {0, 1} and set(draws1) == {2, 3}
+    assert np.mean(draws0) == pytest.approx(0.5, abs=0.03)
+    assert np.mean(draws1) == pytest.approx(2.5, abs=0.03)
+    assert select.copies_for(0.45, 0, thresholds, 100, 2.0, rng) == 0
+    capped = [select.copies_for(0.4, 1, thresholds, 100, 2.0, rng,
+                                upsample=False) for _ in range(50)]
+    assert set(capped) == {1}
+
+
+def _write_predictions(directory, shard, count, probabilities, ids):
+    with tfrecord_io.AtomicShardWriter(directory, tfrecord_io.PREDICTIONS,
+                                       shard, count) as writer:
+        for probs, record_id in zip(probabilities, ids):
+            writer.write(features.prediction_example(probs, record_id))
+        writer.commit({"mean_confidence": 0.0})
+
+
+def test_filter_and_balance_counts_are_exact(tmp_path, monkeypatch):
+    rng = np.random.RandomState(1)
+    n, classes = 60, 3
+    images = rng.randint(0, 255, (n, 8, 8, 1)).astype(np.uint8)
+    probs = np.zeros((n, classes), np.float32)
+    probs[:40] = [0.05, 0.9, 0.05]    # 40 confident class-1 predictions
+    probs[40:50] = [0.25, 0.25, 0.5]  # 10 unsure class-2 predictions
+    probs[50:] = [0.25, 0.45, 0.30]   # 10 class-1 predictions at 0.45
+    labels = np.zeros(n)
+    for shard in range(2):
+        ids = np.arange(n)[shard::2]
+        _write_predictions(str(tmp_path / "labels"), shard, 2, probs[ids],
+                           ids)
+    monkeypatch.setattr(
+        sources, "make_source", lambda config, shard=None:
+        sources.array_source(images, labels, shard=shard))
+    stats = select.filter_and_balance(
+        None, str(tmp_path / "labels"), str(tmp_path / "filter"), 2,
+        classes, min_threshold=0.3, num_image=40, plots=True)
+    # Class 1: 40 images at 0.90 reach the target at threshold 0.90, so the
+    # ten at 0.45 are dropped and each kept image is written once. Class 2:
+    # only 10 images down to 0.30, each duplicated 40 / 10 = 4 times.
+    assert stats["thresholds"] == [0.3, 0.9, 0.3]
+    assert stats["per_class_before"] == [0, 50, 10]
+    assert stats["per_class_after"] == [0, 40, 40]
+    records = list(tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(
+        select.filtered_pattern(str(tmp_path / "filter"))))).map(
+            lambda s: features.parse_pseudo_label(s, classes)))
+    assert len(records) == 80
+    ids = [int(r["id"]) for r in records]
+    assert sorted(set(ids)) == list(range(50))
+    assert all(ids.count(i) == 1 for i in range(40))
+    assert all(ids.count(i) == 4 for i in range(40, 50))
+    for record in records:
+        record_id = int(record["id"])
+        np.testing.assert_allclose(record["probabilities"], probs[record_id])
+        assert int(record["label"]) == probs[record_id].argmax()
+        assert float(record["prob"]) == pytest.approx(probs[record_id].max())
+        decoded = tf.io.decode_png(record["image"]).numpy()
+        np.testing.assert_array_equal(decoded, images[record_id])
+    assert (tmp_path / "filter" / "class_counts.png").exists()
+    assert (tmp_path / "filter" / "confidence_hist.png").exists()
+
+
+def test_mismatched_source_and_predictions_are_refused(tmp_path,
+                                                      monkeypatch):
+    images = np.zeros((4, 8, 8, 1), np.uint8)
+    _write_predictions(str(tmp_path / "labels"), 0, 1,
+                       np.full((4, 2), 0.5, np.float32), [0, 1, 7, 3])
+    monkeypatch.setattr(
+        sources, "make_source", lambda config, shard=None:
+        sources.array_source(images, np.zeros(4), shard=shard))
+    with pytest.raises(sources.DataError, match="does not match"):
+        select.filter_and_balance(
+            None, str(tmp_path / "labels"), str(tmp_path / "f"), 1, 2,
+            min_threshold=0.0, num_image=2, plots=False)
