@@ -233,8 +233,10 @@ def _severity_curve(report: Mapping):
     if not section:
         return None
     per_sev = section["mean_accuracy_per_severity"]
-    xs = [0] + [int(s) for s in per_sev]
-    ys = [report["clean"]["top1"]] + [per_sev[s] for s in per_sev]
+    # Numeric order: a report read back from sorted-key JSON is not.
+    keys = sorted(per_sev, key=int)
+    xs = [0] + [int(s) for s in keys]
+    ys = [report["clean"]["top1"]] + [per_sev[s] for s in keys]
     return xs, [100 * y for y in ys]
 
 
@@ -243,8 +245,9 @@ def _epsilon_curve(report: Mapping, attack: str):
     if not section or attack not in section:
         return None
     accs = section[attack]
-    xs = [0.0] + [float(e) for e in accs]
-    ys = [report["clean"]["top1"]] + list(accs.values())
+    keys = sorted(accs, key=float)  # "16" sorts before "2" in JSON
+    xs = [0.0] + [float(e) for e in keys]
+    ys = [report["clean"]["top1"]] + [accs[e] for e in keys]
     return xs, [100 * y for y in ys]
 
 

@@ -180,3 +180,16 @@ def test_suite_on_a_trained_fashion_mnist_model(fashion_mnist_dir):
     fgsm, pgd = report["adversarial"]["fgsm"], report["adversarial"]["pgd"]
     assert pgd["16"] <= fgsm["16"] < fgsm["1"] <= clean
     assert 0 < report["perturbations"]["mean_flip_probability"] < 50
+
+
+def test_plot_curves_are_in_numeric_order_after_sorted_json():
+    # JSON written with sort_keys puts epsilon "16" before "2".
+    report = json.loads(json.dumps({
+        "clean": {"top1": 0.9},
+        "corruptions": {"mean_accuracy_per_severity": {"3": 0.5, "1": 0.7}},
+        "adversarial": {"fgsm": {"2": 0.5, "16": 0.1, "8": 0.2}},
+    }, sort_keys=True))
+    xs, ys = suite._epsilon_curve(report, "fgsm")
+    assert xs == [0.0, 2.0, 8.0, 16.0]
+    assert ys == pytest.approx([90, 50, 20, 10])
+    assert suite._severity_curve(report)[0] == [0, 1, 3]

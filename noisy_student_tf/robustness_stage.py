@@ -1,0 +1,376 @@
+"""Robustness stage: the robustness suite on the driver's saved models.
+
+Glue between `loop.py` (and `scripts/robustness.py`) and the robustness
+library. The suite and the attacks work on PIXELS, float32 on the 0-255
+scale at the model's input size (spec/related_methods.md section 4.5:
+attack in pixel space, normalisation inside the model), so each model's
+eval pp string is split at its first `normalize` / `value_range`:
+
+    decode(channels=1)|pad_to_size(32) | normalize("fashion_mnist")
+    \\____ pp_fn: raw image -> uint8 pixels / \\__ logits_fn: batched __/
+
+`keep` / `onehot` only touch labels and are dropped (`logits_fn_for`,
+defined in `robustness_data` with the loaders). Each model's report
+is cached as `robustness.json` next to the model (written atomically with
+the settings it was computed with), so a resumed driver run and a rerun
+of the script skip finished models. Released data (CIFAR-10-C `.npy`,
+TFDS `cifar10_corrupted` / `imagenet2012_corrupted`, `imagenet_a`) are
+used when the robustness config names them.
+"""
+
+import json
+import os
+
+import ml_collections
+import tensorflow as tf
+
+from noisy_student_tf import io_utils
+from noisy_student_tf import robustness
+from noisy_student_tf import robustness_data
+from noisy_student_tf.data import sources
+from noisy_student_tf.robustness import corruptions as corruptions_lib
+from noisy_student_tf.training import checkpoints
+from noisy_student_tf.training import trainer
+
+# The pixel-space view of a model lives with the data it is applied to.
+logits_fn_for = robustness_data.logits_fn_for
+split_pp_string = robustness_data.split_pp_string
+
+CACHE_FILE = "robustness.json"
+PLOT_FILE = "robustness.png"
+# Bump when a change makes cached reports stale.
+_CACHE_VERSION = 1
+# Released data sets that decide the corruption constants themselves.
+_RELEASED_CONSTANTS = {"cifar10_corrupted": "cifar",
+                       "imagenet2012_corrupted": "imagenet"}
+
+
+def default_config(quick=False):
+    """Default robustness settings (`c.robustness` of an experiment).
+
+    Args:
+      quick: seconds-long settings for tests and `:quick` configs: 64
+        images, 3 corruptions at 2 severities, 2 epsilons, PGD-2 and one
+        perturbation with 4 sequences.
+
+    Returns:
+      A ConfigDict. `constants="auto"` picks "cifar" for images of at most
+      64 px and "imagenet" above. `cifar10_c_dir` / `tfds_name` (with
+      `tfds_data_dir`) name released data to use instead of on-the-fly
+      corruptions ("imagenet_a" adds an ImageNet-A top-1).
+    """
+    config = ml_collections.ConfigDict(dict(
+        enabled=True,
+        num_examples=1000,  # the first N eval images
+        corruptions=list(corruptions_lib.CORRUPTIONS),
+        severities=list(corruptions_lib.SEVERITIES),
+        constants="auto",
+        # One per family: noise, blur, brightness, translation, rotation.
+        perturbations=["gaussian_noise", "motion_blur", "brightness",
+                       "translate", "rotate"],
+        num_perturbation_sequences=100,
+        num_frames=10,
+        epsilons=[1, 2, 4, 8, 16],  # 0-255 scale
+        pgd_steps=10,
+        num_adversarial_examples=500,
+        batch_size=256,
+        seed=0,
+        cifar10_c_dir=None,
+        tfds_name=None,
+        tfds_data_dir=None,
+    ), type_safe=False)
+    if quick:
+        config.num_examples = 64
+        config.corruptions = ["gaussian_noise", "defocus_blur", "contrast"]
+        config.severities = [1, 3]
+        config.epsilons = [2, 8]
+        config.pgd_steps = 2
+        config.perturbations = ["brightness"]
+        config.num_perturbation_sequences = 4
+        config.num_frames = 5
+        config.num_adversarial_examples = 32
+    return config
+
+
+# === One model ===
+
+
+def _as_dict(config):
+    if isinstance(config, ml_collections.ConfigDict):
+        return config.to_dict()
+    return dict(config)
+
+
+def resolve_config(robustness_config):
+    """`default_config()` updated with the given settings.
+
+    Raises:
+      ValueError: an unknown setting (a typo would silently do nothing).
+    """
+    settings = _as_dict(robustness_config or {})
+    defaults = default_config().to_dict()
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown robustness settings {unknown}; valid: "
+                         f"{sorted(defaults)}")
+    return ml_collections.ConfigDict(dict(defaults, **settings),
+                                     type_safe=False)
+
+
+def _cache_key(model_path, eval_source_config, eval_pp_string, rcfg):
+    stat = tf.io.gfile.stat(model_path)
+    settings = {k: v for k, v in rcfg.items() if k != "enabled"}
+    key = {"version": _CACHE_VERSION,
+           "model": os.path.basename(model_path),
+           "model_bytes": stat.length, "model_mtime_ns": stat.mtime_nsec,
+           "eval_source": eval_source_config, "eval_pp": eval_pp_string,
+           "settings": settings}
+    # JSON round trip: tuples and lists, ConfigDicts and dicts compare equal.
+    return json.loads(json.dumps(key, sort_keys=True, default=str))
+
+
+def _constants(rcfg, pixel_shape):
+    released = _RELEASED_CONSTANTS.get(rcfg.get("tfds_name"))
+    if rcfg.get("cifar10_c_dir"):
+        released = "cifar"
+    if released:
+        return released  # the data's own benchmark, whatever the config
+    if rcfg.constants != "auto":
+        return rcfg.constants
+    return "cifar" if max(pixel_shape[:2]) <= 64 else "imagenet"
+
+
+def evaluate_model_robustness(model_path, eval_source_config, eval_pp_string,
+                              robustness_config, workdir_for_cache=None,
+                              progress=True):
+    """Runs the robustness suite on one saved model (or reads its cache).
+
+    Args:
+      model_path: a `.keras` model written by a stage.
+      eval_source_config: source config (see `sources.make_source`) of the
+        clean labelled images; the first `num_examples` are used.
+      eval_pp_string: the model's eval pp string.
+      robustness_config: settings as in `default_config`.
+      workdir_for_cache: directory for `robustness.json` (None: no cache).
+        A cache computed with other settings, another eval pp or source,
+        or another model file is recomputed.
+      progress: show progress bars.
+
+    Returns:
+      The `run_robustness_suite` report, plus "imagenet_a" when
+      `tfds_name` is "imagenet_a".
+
+    Raises:
+      FileNotFoundError: a missing model or released data.
+      ValueError: a bad pp string or setting.
+    """
+    rcfg = resolve_config(robustness_config)
+    source_config = ml_collections.ConfigDict(_as_dict(eval_source_config))
+    if not tf.io.gfile.exists(model_path):
+        raise FileNotFoundError(f"model file {model_path!r} does not exist")
+    key = _cache_key(model_path, source_config.to_dict(), eval_pp_string,
+                     rcfg.to_dict())
+    cache = (os.path.join(workdir_for_cache, CACHE_FILE)
+             if workdir_for_cache else None)
+    if cache and tf.io.gfile.exists(cache):
+        cached = io_utils.read_json(cache)
+        if cached.get("cache_key") == key:
+            return cached["report"]
+
+    model = checkpoints.load_model(model_path)
+    pp_fn, logits_fn = robustness_data.logits_fn_for(model,
+                                                     eval_pp_string)
+    records = sources.make_source(source_config).map(
+        lambda r: (r["image"], r["label"]))
+    images, labels = robustness_data.load_pixels(
+        records, pp_fn, rcfg.num_examples, rcfg.batch_size)
+    constants = _constants(rcfg, images.shape[1:])
+    corrupted = robustness_data.released_corruptions(
+        rcfg, pp_fn, len(images))
+    report = robustness.run_robustness_suite(
+        logits_fn, images, labels, corruptions=rcfg.corruptions,
+        severities=rcfg.severities, constants=constants,
+        corrupted_data=corrupted, perturbations=rcfg.perturbations,
+        num_perturbation_sequences=rcfg.num_perturbation_sequences,
+        num_frames=rcfg.num_frames, epsilons=rcfg.epsilons,
+        pgd_steps=rcfg.pgd_steps,
+        num_adversarial_examples=rcfg.num_adversarial_examples,
+        batch_size=rcfg.batch_size, seed=rcfg.seed, progress=progress)
+    if rcfg.get("tfds_name") == "imagenet_a":
+        report["imagenet_a"] = robustness_data.imagenet_a_accuracy(
+            logits_fn, pp_fn, rcfg.get("tfds_data_dir"), rcfg.batch_size)
+    if cache:
+        io_utils.ensure_writable_dir(workdir_for_cache)
+        io_utils.atomic_write_json(cache, {"cache_key": key,
+                                           "report": report})
+    return report
+
+
+# === Several models, the driver's report ===
+
+
+def evaluate_models(models, eval_source_config, robustness_config,
+                    output_dir, progress=True):
+    """Evaluates several models and draws the comparison plot.
+
+    Args:
+      models: list of (name, model_path, eval_pp_string, cache_dir) in
+        legend order; cache_dir may be None.
+      eval_source_config: the clean eval source.
+      robustness_config: settings as in `default_config`.
+      output_dir: where `robustness.png` goes.
+      progress: show progress bars.
+
+    Returns:
+      JSON-serialisable {"names": [name, ...], "models": {name: report},
+      "model_paths": {name: path}, "plot": "robustness.png" or None
+      (nothing to plot)}.
+
+    Raises:
+      FileNotFoundError: a model file is missing (checked first).
+    """
+    # Fail before hours of work on the first model, not after.
+    for _, model_path, _, _ in models:
+        if not tf.io.gfile.exists(model_path):
+            raise FileNotFoundError(
+                f"model file {model_path!r} does not exist")
+    reports, paths = {}, {}
+    for name, model_path, pp_string, cache_dir in models:
+        trainer.log(f"robustness: {name}" + (
+            f" ({model_path})" if name != model_path else ""))
+        reports[name] = evaluate_model_robustness(
+            model_path, eval_source_config, pp_string, robustness_config,
+            cache_dir, progress)
+        paths[name] = model_path
+    plot = None
+    if any(r.get("corruptions") or r.get("adversarial")
+           for r in reports.values()):
+        plot = PLOT_FILE
+        robustness.plot_robustness(reports, os.path.join(output_dir, plot))
+    # "names" keeps the order: JSON writers here sort keys.
+    return {"names": list(reports), "models": reports, "model_paths": paths,
+            "plot": plot}
+
+
+def models_of_report(config, report):
+    """(name, model_path, eval pp, cache dir) of every model of a run.
+
+    Names match report.md's table: teacher, baseline (when it is its own
+    model), student 1..n, finetuned.
+    """
+    teacher_pp = config.teacher.pp.eval
+    rows = [("teacher", report["teacher"], teacher_pp)]
+    baseline = report.get("baseline")
+    if baseline and baseline.get("same_as") != "teacher":
+        rows.append(("baseline", baseline,
+                     _stage_eval_pp(config.get("baseline"), teacher_pp)))
+    students = (list(config.students.values()) if config.get("students")
+                else [])
+    last_pp = teacher_pp
+    for index, iteration in enumerate(report["iterations"], start=1):
+        student = students[index - 1] if index <= len(students) else None
+        last_pp = _stage_eval_pp(student, teacher_pp)
+        rows.append((f"student {index}", iteration["student"], last_pp))
+    if report.get("finetune"):
+        rows.append(("finetuned", report["finetune"],
+                     _stage_eval_pp(config.get("finetune"), last_pp)))
+    return [(name, row["model_path"], pp,
+             os.path.dirname(row["model_path"])) for name, row, pp in rows]
+
+
+def _stage_eval_pp(stage, fallback):
+    pp = stage.get("pp") if stage else None
+    return (pp.get("eval") if pp else None) or fallback
+
+
+def run_for_report(config, report, workdir, progress=True):
+    """The driver's robustness stage over teacher, students and finetune.
+
+    Args:
+      config: the experiment config; `config.robustness` holds the
+        settings (see `default_config`), `config.data.eval` the images.
+      report: the driver's report so far (model paths per stage).
+      workdir: the experiment directory; `robustness.png` goes there and
+        each model's `robustness.json` cache next to its model.
+      progress: show progress bars.
+
+    Returns:
+      JSON-serialisable {"names": [...], "models": {name: report},
+      "model_paths": {...}, "plot": "robustness.png"}.
+    """
+    return evaluate_models(models_of_report(config, report),
+                           config.data.eval.to_dict(), config.robustness,
+                           workdir, progress)
+
+
+# === Markdown ===
+
+
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _num(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _ordered(robustness_result):
+    models = robustness_result["models"]
+    names = robustness_result.get("names") or list(models)
+    return {name: models[name] for name in names}
+
+
+def format_table(robustness_result):
+    """Markdown table: one row per model, accuracies and errors in %."""
+    reports = _ordered(robustness_result)
+    # Numeric order: reports read back from sorted-key JSON are not.
+    epsilons = sorted({eps for r in reports.values()
+                       for eps in (r.get("adversarial") or {}).get(
+                           "fgsm", {})}, key=float)
+    has_a = any(r.get("imagenet_a") for r in reports.values())
+    header = (["model", "clean top-1", "corruption error", "mCE",
+               "mean flip prob."] + (["ImageNet-A top-1"] if has_a else [])
+              + [f"FGSM ε={e}" for e in epsilons]
+              + [f"PGD ε={e}" for e in epsilons])
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
+    for name, r in reports.items():
+        corr = r.get("corruptions") or {}
+        pert = r.get("perturbations") or {}
+        adv = r.get("adversarial") or {}
+        cells = [name, _pct(r["clean"]["top1"]),
+                 _num(corr.get("mean_corruption_error")),
+                 _num(corr.get("mce")),
+                 _num(pert.get("mean_flip_probability"))]
+        if has_a:
+            cells.append(_pct((r.get("imagenet_a") or {}).get("top1")))
+        for attack in ("fgsm", "pgd"):
+            cells += [_pct(adv.get(attack, {}).get(e)) for e in epsilons]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report_lines(robustness_result):
+    """Markdown lines of report.md's robustness section (table + plot)."""
+    reports = _ordered(robustness_result)
+    first = next(iter(reports.values()), None)
+    if first is None:
+        return []
+    settings = first.get("settings", {})
+    adv = first.get("adversarial") or {}
+    lines = [
+        "## Robustness", "",
+        f"{first['num_examples']} clean eval images, "
+        f"{settings.get('constants')} corruption constants"
+        + (" (released data)" if settings.get("released_corruptions")
+           else " (generated)")
+        + (f"; FGSM / PGD-{settings.get('pgd_steps')} on the first "
+           f"{adv.get('num_examples')}, ε on the 0-255 scale" if adv
+           else "")
+        + ". Accuracies in %; corruption error = 100 × mean error "
+        "(unnormalised); mCE vs AlexNet (full ImageNet-C settings only); "
+        "flip probability in %, unnormalised.", "",
+        format_table(robustness_result), ""]
+    if robustness_result.get("plot"):
+        lines += [f"![robustness]({robustness_result['plot']})", ""]
+    return lines
