@@ -5,7 +5,9 @@ pixels on the 0-255 scale at its input size, with the normalisation of its
 eval pp string moved inside (`logits_fn_for`). Every image scored goes
 through the pixel part of that pp string, so released data of another size
 (CIFAR-10-C at 32 px, ImageNet-C / ImageNet-A at 224 px or any size) reach
-the model exactly like its clean eval images.
+the model exactly like its clean eval images. Deliberate choice for the
+224 px ImageNet-C images: the eval crop applies again (augmix's Resize +
+CenterCrop protocol, spec section 4.2), not hendrycks' no-op crop.
 
 Released corrupted sets replace the on-the-fly corruptions: the first
 `num_examples` images of every (corruption, severity) block, which for
@@ -97,8 +99,8 @@ def logits_fn_for(model, eval_pp_string):
     def pp_fn(image):
         pixels = pixel_fn({"image": image})["image"]
         shape = tuple(pixels.shape)
-        if pixels.dtype != tf.uint8 or (
-                shape != expected and None not in shape):
+        if pixels.dtype != tf.uint8 or not pixels.shape.is_compatible_with(
+                expected):
             raise ValueError(
                 f"eval pp {pixel_pp!r} (before normalisation) gives "
                 f"{pixels.dtype.name} {shape} pixels; the model expects "
