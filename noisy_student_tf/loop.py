@@ -158,6 +158,7 @@ def finetune_stage(config, last_stage, last_result):
 def run(config, workdir, progress=True):
     """Runs (or resumes) the whole experiment; returns the report dict."""
     start = time.time()
+    common.check_keys(config, common.EXPERIMENT_KEYS, "the experiment config")
     io_utils.ensure_writable_dir(workdir)
     io_utils.atomic_write_json(os.path.join(workdir, "config.json"),
                                config.to_dict())

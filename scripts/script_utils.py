@@ -69,4 +69,24 @@ def run(main):
             sys.stderr.write(f"error: {one_line(error)}\n")
             sys.exit(1)
 
-    app.run(wrapped)
+    def parse_flags(argv):
+        # Bad --config files or --config.x=y overrides fail while flags are
+        # parsed, before `wrapped` runs: report those on one line too.
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as error:
+            sys.stderr.write(f"error: {error}\nPass --helpshort for help.\n")
+            sys.exit(2)
+        except Exception as error:  # config files raise anything.
+            if "--debug" in argv:
+                raise
+            message = one_line(error)
+            if isinstance(error, (AttributeError, KeyError)):
+                # ConfigDict reports unknown keys as a quoted repr.
+                message = "unknown config key " + " ".join(
+                    str(error).replace("\\n", " ").replace("\\'", "'")
+                    .strip("'\"").split())
+            sys.stderr.write(f"error: bad flag or config: {message}\n")
+            sys.exit(2)
+
+    app.run(wrapped, flags_parser=parse_flags)

@@ -49,6 +49,28 @@ TRAIN_DEFAULTS = dict(
 )
 
 
+# Stage keys beyond the trainer knobs above.
+STAGE_KEYS = frozenset({
+    "model", "pp", "data", "teacher", "total_steps", "total_epochs",
+    "warmup_steps", "mode", "init_from_teacher", "method", "seed",
+    "export_top_k", "num_labeled",
+})
+EXPERIMENT_KEYS = frozenset({
+    "name", "seed", "num_classes", "channels", "class_names", "data",
+    "defaults", "teacher", "baseline", "students", "labeling", "filter",
+    "finetune", "export", "robustness",
+})
+
+
+def check_keys(config, allowed, where):
+    """Raises ValueError naming unknown keys (typos never pass silently)."""
+    unknown = sorted(set(config.keys()) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) {unknown} in {where}; valid keys: "
+            f"{', '.join(sorted(allowed))}")
+
+
 def parse_arg(arg, **defaults):
     """`"quick,full=0,size=32"` -> ConfigDict over `defaults` (big_vision).
 

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student_tf import io_utils
+from noisy_student_tf.configs import common
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import distribute
 from noisy_student_tf.training import ema as ema_lib
@@ -56,6 +57,10 @@ class Trainer:
             config.get("strategy", "auto"), config.get("tpu"))
         self.num_replicas = self.strategy.num_replicas_in_sync
         self.objective = objective or objectives.from_config(config)
+        common.check_keys(
+            config, set(common.TRAIN_DEFAULTS) | common.STAGE_KEYS
+            | set(getattr(self.objective, "CONFIG_KEYS", ())),
+            f"the stage config of {workdir}")
         self.steps_per_epoch = max(
             1, self.objective.num_labeled() // config.batch_size)
         self.total_steps = schedules.resolve_steps(
@@ -286,6 +291,7 @@ class Trainer:
             result["best_validation"] = io_utils.read_json(best)
         if step > start:
             result["img_per_s"] = images_per_step * (step - start) / wall
+        result.update(self.objective.finalize(self))
         return result
 
 
