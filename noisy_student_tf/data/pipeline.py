@@ -53,7 +53,7 @@ def _map_pp(ds, pp_fn, skip_corrupt):
 def make_train_dataset(source, pp_string, batch_size, *, seed=0,
                        shuffle_buffer=10_000, cache=False,
                        input_context=None, skip_corrupt=False,
-                       repeat=True):
+                       repeat=True, deterministic=False):
     """Infinite, shuffled, preprocessed batches from a raw source.
 
     Args:
@@ -66,6 +66,9 @@ def make_train_dataset(source, pp_string, batch_size, *, seed=0,
       input_context: `tf.distribute.InputContext` for per-host sharding.
       skip_corrupt: drop undecodable records instead of failing.
       repeat: repeat forever.
+      deterministic: keep element order through parallel maps, so a seed
+        fixes the batch order (tests, reproducible runs); off by default
+        because in-order delivery lets one slow image stall the batch.
     """
     ds = _shard_for_host(source, input_context)
     if cache:
@@ -76,7 +79,7 @@ def make_train_dataset(source, pp_string, batch_size, *, seed=0,
     ds = _map_pp(ds, preprocess.get_preprocess_fn(pp_string), skip_corrupt)
     ds = ds.batch(_per_replica(batch_size, input_context),
                   drop_remainder=True)
-    return ds.with_options(_options(False)).prefetch(AUTOTUNE)
+    return ds.with_options(_options(deterministic)).prefetch(AUTOTUNE)
 
 
 def make_eval_dataset(source, pp_string, batch_size, *, input_context=None,
@@ -96,7 +99,8 @@ def unlabeled_batch_size(batch_size, unlabel_ratio):
 def make_mixed_dataset(labeled, unlabeled, *, labeled_pp, unlabeled_pp,
                        batch_size, unlabel_ratio, teacher_pp=None, seed=0,
                        shuffle_buffer=10_000, cache_labeled=True,
-                       input_context=None, skip_corrupt=False):
+                       input_context=None, skip_corrupt=False,
+                       deterministic=False):
     """Zipped (labeled, unlabeled) batches for Noisy Student training.
 
     Args:
@@ -115,6 +119,7 @@ def make_mixed_dataset(labeled, unlabeled, *, labeled_pp, unlabeled_pp,
       cache_labeled: keep the (small) labeled set in memory.
       input_context: `tf.distribute.InputContext`.
       skip_corrupt: drop undecodable records instead of failing.
+      deterministic: seeded, reproducible order (see make_train_dataset).
 
     Returns:
       Dataset of `{"labeled": {...}, "unlabeled": {...}}` batches.
@@ -125,7 +130,8 @@ def make_mixed_dataset(labeled, unlabeled, *, labeled_pp, unlabeled_pp,
     labeled_ds = make_train_dataset(
         labeled, labeled_pp, batch_size, seed=seed,
         shuffle_buffer=shuffle_buffer, cache=cache_labeled,
-        input_context=input_context, skip_corrupt=skip_corrupt)
+        input_context=input_context, skip_corrupt=skip_corrupt,
+        deterministic=deterministic)
 
     student_fn = preprocess.get_preprocess_fn(unlabeled_pp)
     if teacher_pp is None:
@@ -145,6 +151,6 @@ def make_mixed_dataset(labeled, unlabeled, *, labeled_pp, unlabeled_pp,
     ds = ds.batch(
         _per_replica(unlabeled_batch_size(batch_size, unlabel_ratio),
                      input_context), drop_remainder=True)
-    ds = ds.with_options(_options(False))
+    ds = ds.with_options(_options(deterministic))
     mixed = tf.data.Dataset.zip({"labeled": labeled_ds, "unlabeled": ds})
     return mixed.prefetch(AUTOTUNE)

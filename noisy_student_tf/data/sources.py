@@ -9,6 +9,11 @@ the labeling and filter stages can join predictions back to images.
 Sources are deterministic in order (no shuffling here); shuffling belongs
 to the training pipeline. `shard=(index, count)` splits files across hosts
 when there are enough files, records otherwise.
+
+Every parallel map here passes `deterministic=True` explicitly: an explicit
+argument wins over `tf.data.Options.deterministic`, which the training
+pipeline turns off, and the record-wise shards taken after a source (here
+and in `pipeline`) are only disjoint if its order is fixed.
 """
 
 import os
@@ -65,15 +70,19 @@ def _check_label(record, num_classes, where):
     return record
 
 
-def _records_with_ids(files, make_dataset):
-    """Interleaves per-file datasets deterministically, adding stable ids."""
+def _records_with_ids(files, file_indices, make_dataset):
+    """Interleaves per-file datasets deterministically, adding stable ids.
+
+    `file_indices` are the files' positions in the full sorted list, so a
+    record's id does not depend on which host (shard) reads its file.
+    """
     def per_file(file_index, path):
         ds = make_dataset(path).enumerate()
         return ds.map(lambda i, r: (
             tf.bitwise.left_shift(file_index, 32) + i, r, path))
 
     file_ds = tf.data.Dataset.from_tensor_slices(
-        (tf.range(len(files), dtype=tf.int64), tf.constant(files)))
+        (tf.constant(file_indices, tf.int64), tf.constant(files)))
     return file_ds.interleave(
         per_file, cycle_length=min(16, len(files)), block_length=1,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -90,15 +99,19 @@ def tfrecord_source(pattern, label_offset=0, num_classes=None, shard=None):
         pipeline with an error naming the file.
       shard: optional (index, count).
     """
-    files, record_shard = shard_files(list_files(pattern), shard)
-    ds = _records_with_ids(files, tf.data.TFRecordDataset)
+    all_files = list_files(pattern)
+    files, record_shard = shard_files(all_files, shard)
+    position = {path: i for i, path in enumerate(all_files)}
+    ds = _records_with_ids(files, [position[path] for path in files],
+                           tf.data.TFRecordDataset)
 
     def parse(record_id, serialized, path):
         record = features.parse_labeled(serialized, label_offset)
         record["id"] = record_id
         return _check_label(record, num_classes, path)
 
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
     if record_shard:
         ds = ds.shard(record_shard[1], record_shard[0])
     return ds
@@ -111,18 +124,31 @@ def pseudo_label_source(pattern, num_classes, shard=None):
         tf.data.TFRecordDataset, cycle_length=min(16, len(files)),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.map(lambda s: features.parse_pseudo_label(s, num_classes),
-                num_parallel_calls=tf.data.AUTOTUNE)
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if record_shard:
         ds = ds.shard(record_shard[1], record_shard[0])
     return ds
 
 
-def folder_source(root, num_classes=None, shard=None):
-    """One sub-folder per class (sorted names -> 0..K-1), encoded images."""
+def list_folder(root, num_classes=None):
+    """Image paths and labels of a class-per-sub-folder tree.
+
+    Args:
+      root: directory with one sub-folder per class; sorted folder names
+        map to labels 0..K-1.
+      num_classes: when given, the number of class folders must match.
+
+    Returns:
+      (paths, labels): lists in sorted order; a record's id is its index.
+
+    Raises:
+      DataError: missing root, no class folders, a class count that
+        disagrees with `num_classes`, or no images at all.
+    """
     if not tf.io.gfile.isdir(root):
         raise DataError(f"Image folder {root!r} does not exist")
     classes = sorted(
-        d for d in tf.io.gfile.listdir(root)
+        d.rstrip("/") for d in tf.io.gfile.listdir(root)
         if tf.io.gfile.isdir(os.path.join(root, d)))
     if not classes:
         raise DataError(f"{root!r} has no class sub-folders")
@@ -138,6 +164,12 @@ def folder_source(root, num_classes=None, shard=None):
     if not paths:
         raise DataError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under "
                         f"{root!r}")
+    return paths, labels
+
+
+def folder_source(root, num_classes=None, shard=None):
+    """One sub-folder per class (sorted names -> 0..K-1), encoded images."""
+    paths, labels = list_folder(root, num_classes)
     ids = np.arange(len(paths), dtype=np.int64)
     ds = tf.data.Dataset.from_tensor_slices(
         {"path": paths, "label": np.asarray(labels, np.int64), "id": ids})
@@ -146,7 +178,7 @@ def folder_source(root, num_classes=None, shard=None):
     return ds.map(
         lambda r: {"image": tf.io.read_file(r["path"]), "label": r["label"],
                    "id": r["id"]},
-        num_parallel_calls=tf.data.AUTOTUNE)
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def array_source(images, labels, ids=None, shard=None):
@@ -174,12 +206,20 @@ def tfds_source(name, split, data_dir=None, image_key="image",
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises several unrelated types.
         raise DataError(f"tfds dataset {name!r}: {error}") from error
-    if not builder.is_prepared():
+    # as_dataset's own check rather than builder.is_prepared(): the answer
+    # is the same, and tfds.testing.mock_data (which fakes as_dataset only)
+    # can then exercise this function.
+    try:
+        ds = builder.as_dataset(split=split, shuffle_files=False)
+    except AssertionError as error:  # tfds: "could not find data in ..."
         raise DataError(
             f"tfds dataset {name!r} is not prepared in data_dir={data_dir!r}"
             " and cannot be downloaded here; prepare it first (for "
-            "fashion_mnist: noisy_student_tf.data.fashion_mnist.build_tfds)")
-    ds = builder.as_dataset(split=split, shuffle_files=False)
+            "fashion_mnist: noisy_student_tf.data.fashion_mnist.build_tfds)"
+        ) from error
+    except (ValueError, KeyError) as error:  # unknown split, bad slice
+        raise DataError(
+            f"tfds dataset {name!r} split {split!r}: {error}") from error
     ds = ds.enumerate()
     if shard:
         ds = ds.shard(shard[1], shard[0])

@@ -1,0 +1,255 @@
+"""Sources: Fashion-MNIST files, tfds (mocked and offline-built), TFRecord
+shards, image folders; per-class splits, stable ids and per-host shards."""
+
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from noisy_student_tf.data import fashion_mnist
+from noisy_student_tf.data import sources
+from tests.data import records
+
+
+def _config(**kwargs):
+    return ml_collections.ConfigDict(kwargs)
+
+
+# === Fashion-MNIST (Debian IDX files) ===
+
+
+@pytest.mark.parametrize("split, size, first", [
+    ("train", 60_000, [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]),
+    ("test", 10_000, [9, 2, 1, 1, 6]),
+])
+def test_fashion_mnist_arrays(fashion_mnist_dir, split, size, first):
+    images, labels = fashion_mnist.load_arrays(split, fashion_mnist_dir)
+    assert images.shape == (size, 28, 28, 1) and images.dtype == np.uint8
+    assert labels.dtype == np.int64
+    np.testing.assert_array_equal(labels[:len(first)], first)
+    # Balanced classes: 6,000 per class in train, 1,000 in test.
+    np.testing.assert_array_equal(np.bincount(labels, minlength=10),
+                                  [size // 10] * 10)
+    assert 0 < images.mean() < 255
+
+
+def test_fashion_mnist_source_records(fashion_mnist_dir):
+    config = _config(kind="fashion_mnist", split="test",
+                     data_dir=fashion_mnist_dir)
+    first = list(sources.make_source(config).take(5).as_numpy_iterator())
+    assert [r["label"] for r in first] == [9, 2, 1, 1, 6]
+    assert [r["id"] for r in first] == [0, 1, 2, 3, 4]
+    assert first[0]["image"].shape == (28, 28, 1)
+    assert sources.count_records(config) == 10_000
+
+
+def test_per_class_split_is_exact_disjoint_and_seeded(fashion_mnist_dir):
+    _, labels = fashion_mnist.load_arrays("train", fashion_mnist_dir)
+    parts = sources.select_per_class(labels, 400, seed=0)
+    labeled, unlabeled = parts["labeled"], parts["unlabeled"]
+    assert len(labeled) == 4_000 and len(unlabeled) == 56_000
+    assert len(parts["validation"]) == 0
+    np.testing.assert_array_equal(np.bincount(labels[labeled]), [400] * 10)
+    assert not np.intersect1d(labeled, unlabeled).size
+    np.testing.assert_array_equal(np.union1d(labeled, unlabeled),
+                                  np.arange(60_000))
+    again = sources.select_per_class(labels, 400, seed=0)
+    np.testing.assert_array_equal(again["labeled"], labeled)
+    other = sources.select_per_class(labels, 400, seed=1)
+    assert not np.array_equal(other["labeled"], labeled)
+
+
+def test_validation_split_is_disjoint_from_both(fashion_mnist_dir):
+    _, labels = fashion_mnist.load_arrays("train", fashion_mnist_dir)
+    parts = sources.select_per_class(labels, 400, seed=3,
+                                     validation_per_class=100)
+    sizes = {k: len(v) for k, v in parts.items()}
+    assert sizes == {"labeled": 4_000, "validation": 1_000,
+                     "unlabeled": 55_000}
+    np.testing.assert_array_equal(
+        np.bincount(labels[parts["validation"]]), [100] * 10)
+    joined = np.concatenate(list(parts.values()))
+    np.testing.assert_array_equal(np.sort(joined), np.arange(60_000))
+    with pytest.raises(sources.DataError, match="fewer than"):
+        sources.select_per_class(labels, 6_000, seed=0,
+                                 validation_per_class=1)
+
+
+def test_make_source_select_and_limit(fashion_mnist_dir):
+    select = dict(per_class=400, seed=0, part="labeled")
+    config = _config(kind="fashion_mnist", split="train",
+                     data_dir=fashion_mnist_dir, select=select)
+    assert sources.count_records(config) == 4_000
+    ids = np.concatenate([b["id"] for b in sources.make_source(config).batch(
+        4_000).as_numpy_iterator()])
+    _, labels = fashion_mnist.load_arrays("train", fashion_mnist_dir)
+    expected = sources.select_per_class(labels, 400, seed=0)["labeled"]
+    np.testing.assert_array_equal(ids, expected)  # ids are positions
+    limited = _config(kind="fashion_mnist", split="train",
+                      data_dir=fashion_mnist_dir, limit=7)
+    assert sources.count_records(limited) == 7
+
+
+# === tfds ===
+
+
+@pytest.mark.parametrize("name, split, shape", [
+    ("fashion_mnist", "train", (28, 28, 1)),
+    ("svhn_cropped", "extra", (32, 32, 3)),
+])
+def test_tfds_source_with_mock_data(name, split, shape):
+    with tfds.testing.mock_data(num_examples=6):
+        config = _config(kind="tfds", name=name, split=split)
+        rows = list(sources.make_source(config).as_numpy_iterator())
+    assert [r["id"] for r in rows] == list(range(6))
+    for row in rows:
+        assert row["image"].shape == shape
+        assert row["image"].dtype == np.uint8
+        assert row["label"].dtype == np.int64 and 0 <= row["label"] < 10
+
+
+def test_unprepared_tfds_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(sources.DataError, match="not prepared.*build_tfds"):
+        sources.tfds_source("fashion_mnist", "train",
+                            data_dir=str(tmp_path))
+
+
+@pytest.mark.slow
+def test_offline_tfds_builder_reads_60k_and_10k(tmp_path, fashion_mnist_dir):
+    # 8 s on an idle machine, 20-28 s on the shared 2-core ones: slow.
+    data_dir = str(tmp_path / "tfds")
+    fashion_mnist.build_tfds(data_dir, source_dir=fashion_mnist_dir)
+    # Plain tfds.load, as a user would; images are decoded below instead.
+    loaded = tfds.load("fashion_mnist", data_dir=data_dir, download=False,
+                       decoders={"image": tfds.decode.SkipDecoding()})
+    for split, size in fashion_mnist.SIZES.items():
+        batches = loaded[split].batch(10_000).as_numpy_iterator()
+        labels = np.concatenate([b["label"] for b in batches])
+        assert len(labels) == size
+        np.testing.assert_array_equal(np.bincount(labels), [size // 10] * 10)
+    # The same prepared data through our source.
+    config = _config(kind="tfds", name="fashion_mnist", split="test",
+                     data_dir=data_dir)
+    first = next(sources.make_source(config).as_numpy_iterator())
+    assert first["image"].shape == (28, 28, 1) and first["id"] == 0
+
+
+# === TFRecord shards ===
+
+
+def test_tfrecord_round_trip_with_stable_ids(tmp_path):
+    written = records.write_labeled_shards(tmp_path, [5, 3, 4])
+    ds = sources.tfrecord_source(str(tmp_path / "train-*"), num_classes=10)
+    got = {int(r["id"]): r for r in ds.as_numpy_iterator()}
+    assert len(got) == 12
+    for file_index, (_, images, labels) in enumerate(written):
+        for i, (image, label) in enumerate(zip(images, labels)):
+            record = got[file_index << 32 | i]
+            assert record["image"] == image  # the encoded bytes, untouched
+            assert record["label"] == label
+    # Deterministic order across two reads.
+    again = [int(r["id"]) for r in ds.as_numpy_iterator()]
+    assert again == list(got)
+
+
+def test_imagenet_one_based_labels_with_label_offset(tmp_path):
+    written = records.write_labeled_shards(tmp_path, [6], label_offset=1)
+    raw = next(iter(tf.data.TFRecordDataset(written[0][0])))
+    example = tf.train.Example.FromString(raw.numpy())
+    stored = example.features.feature["image/class/label"].int64_list.value
+    assert list(stored) == [written[0][2][0] + 1]
+    config = _config(kind="tfrecord", pattern=str(tmp_path / "train-*"),
+                     label_offset=1, num_classes=10)
+    got = records.collect(sources.make_source(config))
+    assert got["label"] == written[0][2]
+
+
+@pytest.mark.parametrize("num_files, count", [(4, 2), (5, 2), (2, 3)])
+def test_tfrecord_shards_cover_disjointly_with_global_ids(
+        tmp_path, num_files, count):
+    # >= count files: whole files per host; fewer: records per host.
+    records.write_labeled_shards(tmp_path, [3] * num_files)
+    pattern = str(tmp_path / "train-*")
+    everything = sorted(records.collect(
+        sources.tfrecord_source(pattern))["id"])
+    parts = [records.collect(sources.tfrecord_source(
+        pattern, shard=(k, count)))["id"] for k in range(count)]
+    assert all(parts)
+    assert sorted(np.concatenate(parts)) == everything  # disjoint + complete
+    with pytest.raises(ValueError, match="shard index"):
+        sources.tfrecord_source(pattern, shard=(count, count))
+
+
+def test_select_on_sharded_tfrecords_matches_unsharded(tmp_path):
+    records.write_labeled_shards(tmp_path, [20, 20, 20, 20])
+    config = _config(kind="tfrecord", pattern=str(tmp_path / "train-*"),
+                     num_classes=10,
+                     select=dict(per_class=2, seed=0, part="labeled"))
+    whole = records.collect(sources.make_source(config))
+    assert sorted(np.bincount(whole["label"])) == [2] * 10
+    parts = [records.collect(sources.make_source(config, shard=(k, 2)))["id"]
+             for k in range(2)]
+    assert sorted(np.concatenate(parts)) == sorted(whole["id"])
+
+
+def test_pseudo_label_round_trip_and_shards(tmp_path):
+    written = records.write_pseudo_label_shards(tmp_path, [4, 2, 3])
+    pattern = str(tmp_path / "train-*")
+    ds = sources.pseudo_label_source(pattern, num_classes=10)
+    got = {int(r["id"]): r for r in ds.as_numpy_iterator()}
+    for _, images, probs, ids in written:
+        for image, p, record_id in zip(images, probs, ids):
+            record = got[record_id]
+            assert record["image"] == image
+            np.testing.assert_array_equal(record["probabilities"], p)
+            assert record["label"] == np.argmax(p)
+            assert record["prob"] == np.float32(p.max())
+    parts = [records.collect(sources.pseudo_label_source(
+        pattern, 10, shard=(k, 2)))["id"] for k in range(2)]
+    assert sorted(np.concatenate(parts)) == sorted(got)
+
+
+def test_bad_patterns_fail_at_construction(tmp_path):
+    with pytest.raises(sources.DataError, match="No files match.*nothing-"):
+        sources.tfrecord_source(str(tmp_path / "nothing-*"))
+    with pytest.raises(sources.DataError, match="No files match"):
+        sources.pseudo_label_source(str(tmp_path / "missing/train-*"), 10)
+    with pytest.raises(sources.DataError, match="is a directory"):
+        sources.list_files(str(tmp_path))
+    with pytest.raises(ValueError, match="Unknown source kind"):
+        sources.make_source(_config(kind="csv"))
+
+
+# === Image folders ===
+
+
+def test_folder_source_labels_by_sorted_class_names(tmp_path):
+    rows = records.write_folder(tmp_path, {"dog": 2, "ant": 3, "cat": 1})
+    (tmp_path / "ant" / "notes.txt").write_text("not an image")
+    ds = sources.folder_source(str(tmp_path), num_classes=3)
+    got = list(ds.as_numpy_iterator())
+    assert [r["label"] for r in got] == [0, 0, 0, 1, 2, 2]  # ant, cat, dog
+    assert [r["id"] for r in got] == list(range(6))
+    for record, (_, label, pixels) in zip(got, rows):
+        assert record["label"] == label
+        np.testing.assert_array_equal(
+            tf.io.decode_png(record["image"]).numpy(), pixels)
+    parts = [records.collect(sources.folder_source(
+        str(tmp_path), shard=(k, 4)))["id"] for k in range(4)]
+    assert sorted(np.concatenate(parts)) == list(range(6))
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(sources.DataError, match="does not exist"):
+        sources.folder_source(str(tmp_path / "missing"))
+    with pytest.raises(sources.DataError, match="no class sub-folders"):
+        sources.folder_source(str(tmp_path))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with pytest.raises(sources.DataError, match="No images"):
+        sources.folder_source(str(tmp_path))
+    records.write_folder(tmp_path, {"a": 1, "b": 1})
+    with pytest.raises(sources.DataError, match="2 class folders.*=10"):
+        sources.make_source(_config(kind="folder", root=str(tmp_path),
+                                    num_classes=10))
