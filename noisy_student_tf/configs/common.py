@@ -120,6 +120,10 @@ def stage_config(config, stage, **extra):
     for key in ("labeled", "validation", "eval"):
         if key not in merged["data"] and config.data.get(key):
             merged["data"][key] = config.data[key].to_dict()
+    for key in ("labeled", "validation", "eval"):
+        # Labeled sources check every label against the class count.
+        if merged["data"].get(key):
+            merged["data"][key].setdefault("num_classes", config.num_classes)
     merged["model"]["num_classes"] = config.num_classes
     merged["model"].setdefault("channels", config.get("channels", 3))
     _deep_update(merged, extra)

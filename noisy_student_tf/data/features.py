@@ -80,9 +80,11 @@ def prediction_example(probabilities, record_id=None):
 
 
 def labeled_spec():
+    # Unlabeled shards (JFT-style) may lack a label: it reads as -1, which
+    # the label-range check of a labeled source then rejects by file name.
     return {
         IMAGE: tf.io.FixedLenFeature([], tf.string),
-        CLASS_LABEL: tf.io.FixedLenFeature([], tf.int64),
+        CLASS_LABEL: tf.io.FixedLenFeature([], tf.int64, default_value=-1),
     }
 
 
@@ -107,8 +109,9 @@ def prediction_spec(num_classes):
 def parse_labeled(serialized, label_offset=0):
     """Record -> {"image": bytes, "label": int64 (0-based)}."""
     parsed = tf.io.parse_single_example(serialized, labeled_spec())
+    label = parsed[CLASS_LABEL]
     return {"image": parsed[IMAGE],
-            "label": parsed[CLASS_LABEL] - label_offset}
+            "label": tf.where(label >= 0, label - label_offset, label)}
 
 
 def parse_pseudo_label(serialized, num_classes):
