@@ -236,3 +236,22 @@ def test_fashion_mnist_source_scans_clean(fashion_mnist_dir):
     assert diagnose.locate_bad_record(config, max_records=500) == (
         f"Fashion-MNIST test ({fashion_mnist_dir}) record 0 (id 0): "
         "label 9 outside [0, 5)")
+
+
+def test_error_inside_a_distributed_train_step(corrupt_shards):
+    # How the trainer sees it: next(iterator) inside a tf.function.
+    directory, path = corrupt_shards
+    config = _tfrecord_config(directory)
+    strategy = tf.distribute.get_strategy()
+    dataset = strategy.distribute_datasets_from_function(
+        lambda context: pipeline.make_train_dataset(
+            sources.make_source(config), PP, 4, input_context=context))
+    iterator = iter(dataset)
+
+    @tf.function
+    def step(iterator):
+        batch = next(iterator)
+        return tf.reduce_sum(tf.cast(batch["image"], tf.float32))
+
+    error = _iterate_error(iter(lambda: step(iterator), None), steps=30)
+    assert f"{path} record 13 (id {1 << 32 | 13})" in _explain(error, config)

@@ -115,9 +115,8 @@ def test_unprepared_tfds_dataset_is_a_clear_error(tmp_path):
                             data_dir=str(tmp_path))
 
 
-@pytest.mark.slow
 def test_offline_tfds_builder_reads_60k_and_10k(tmp_path, fashion_mnist_dir):
-    # 8 s on an idle machine, 20-28 s on the shared 2-core ones: slow.
+    # ~10 s here (preparing is most of it), so it stays in the quick run.
     data_dir = str(tmp_path / "tfds")
     fashion_mnist.build_tfds(data_dir, source_dir=fashion_mnist_dir)
     # Plain tfds.load, as a user would; images are decoded below instead.
@@ -208,6 +207,30 @@ def test_pseudo_label_round_trip_and_shards(tmp_path):
     parts = [records.collect(sources.pseudo_label_source(
         pattern, 10, shard=(k, 2)))["id"] for k in range(2)]
     assert sorted(np.concatenate(parts)) == sorted(got)
+
+
+def test_shards_of_the_original_code_read_with_id_minus_one(tmp_path):
+    written = records.write_pseudo_label_shards(tmp_path, [3, 2],
+                                                with_ids=False)
+    for _, _, _, ids in written:
+        assert ids == [-1] * len(ids)
+    # filter_unlabel.py's exact keys, built by hand without our helper.
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(
+            value=[written[0][1][0]])),
+        "probabilities": tf.train.Feature(float_list=tf.train.FloatList(
+            value=[0.1] * 10)),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[0])),
+        "prob": tf.train.Feature(float_list=tf.train.FloatList(value=[0.1])),
+    }))
+    with tf.io.TFRecordWriter(str(tmp_path / "train-original")) as writer:
+        writer.write(example.SerializeToString())
+    got = list(sources.pseudo_label_source(
+        str(tmp_path / "train-*"), 10).as_numpy_iterator())
+    assert len(got) == 6
+    assert all(record["id"] == -1 for record in got)
+    original = [r for r in got if r["image"] == written[0][1][0]]
+    assert len(original) == 2  # the helper's copy and the hand-built one
 
 
 def test_bad_patterns_fail_at_construction(tmp_path):
