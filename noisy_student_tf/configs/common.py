@@ -46,6 +46,8 @@ TRAIN_DEFAULTS = dict(
     cache=True,
     skip_corrupt=False,
     freeze_blocks=-1,
+    # Bound on records re-read to name a bad file when input fails.
+    diagnose_max_records=None,
 )
 
 

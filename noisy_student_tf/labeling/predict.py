@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student_tf import io_utils
+from noisy_student_tf.data import diagnose
 from noisy_student_tf.data import features
 from noisy_student_tf.data import preprocess
 from noisy_student_tf.data import sources
@@ -40,6 +41,23 @@ def _labeling_dataset(source, pp_string, batch_size, skip_corrupt):
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _named_errors(dataset, source_config, pp_string):
+    """Iterates `dataset`; input failures become one line naming the file."""
+    iterator = iter(dataset)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except (tf.errors.InvalidArgumentError,
+                tf.errors.DataLossError) as error:
+            if not diagnose.is_input_error(error):
+                raise
+            raise diagnose.explain_data_error(
+                error, source_config, pp_string) from error
+        yield batch
+
+
 def label_shard(model, source_config, pp_string, output_dir, index, count,
                 *, batch_size=256, temperature=1.0, skip_corrupt=False,
                 has_true_labels=False):
@@ -59,7 +77,7 @@ def label_shard(model, source_config, pp_string, output_dir, index, count,
     confidence_sum = 0.0
     with tfrecord_io.AtomicShardWriter(
             output_dir, tfrecord_io.PREDICTIONS, index, count) as writer:
-        for batch in dataset:
+        for batch in _named_errors(dataset, source_config, pp_string):
             probabilities = predict(batch["image"]).numpy()
             ids = batch["id"].numpy()
             for probs, record_id in zip(probabilities, ids):

@@ -59,6 +59,11 @@ class SupervisedObjective:
             config.get("eval_batch_size", 256),
             skip_corrupt=config.get("skip_corrupt", False))
 
+    def input_sources(self):
+        """(source config, pp string) pairs the training pipeline reads,
+        for naming the bad file when it fails (data/diagnose.py)."""
+        return [(self.config.data.labeled, self.config.pp.labeled)]
+
     # === Model state ===
 
     def build(self, trainer):
@@ -69,6 +74,11 @@ class SupervisedObjective:
 
     def extra_trainable_variables(self):
         return []
+
+    def finalize(self, trainer):
+        """Called once after training (final model saved); returns extra
+        entries for the stage result, e.g. MPL's trained teacher."""
+        return {}
 
     # === Step ===
 
@@ -129,6 +139,14 @@ class NoisyStudentObjective(SupervisedObjective):
             seed=seed, cache_labeled=config.get("cache", True),
             input_context=input_context,
             skip_corrupt=config.get("skip_corrupt", False))
+
+    def input_sources(self):
+        config = self.config
+        pairs = super().input_sources() + [
+            (config.data.unlabeled, config.pp.unlabeled)]
+        if self.online:
+            pairs.append((config.data.unlabeled, config.pp.teacher))
+        return pairs
 
     def build(self, trainer):
         if not self.online:

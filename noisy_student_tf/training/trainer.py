@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from noisy_student_tf import io_utils
 from noisy_student_tf.configs import common
+from noisy_student_tf.data import diagnose
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import distribute
 from noisy_student_tf.training import ema as ema_lib
@@ -183,12 +184,21 @@ class Trainer:
         dataset = self.objective.make_eval_dataset(split)
         if dataset is None:
             return {}
-        if self.ema is not None:
-            with self.ema.swapped():
-                return evaluate_lib.evaluate(
-                    self.model, dataset, self.strategy, max_batches)
-        return evaluate_lib.evaluate(self.model, dataset, self.strategy,
-                                     max_batches)
+        try:
+            if self.ema is not None:
+                with self.ema.swapped():
+                    return evaluate_lib.evaluate(
+                        self.model, dataset, self.strategy, max_batches)
+            return evaluate_lib.evaluate(self.model, dataset, self.strategy,
+                                         max_batches)
+        except (tf.errors.InvalidArgumentError,
+                tf.errors.DataLossError) as error:
+            if not diagnose.is_input_error(error):
+                raise
+            raise diagnose.explain_data_error(
+                error, self.config.data[split], self.config.pp.eval,
+                max_records=self.config.get("diagnose_max_records")) \
+                from error
 
     def save_final_model(self):
         """Writes the (EMA) model as `model.keras`, atomically."""
@@ -258,7 +268,16 @@ class Trainer:
             if eval_every:
                 boundaries.append(_next_multiple(step, eval_every))
             num = min(per_loop, min(boundaries) - step)
-            metrics = loop(iterator, tf.constant(num, tf.int32))
+            try:
+                metrics = loop(iterator, tf.constant(num, tf.int32))
+            except (tf.errors.InvalidArgumentError,
+                    tf.errors.DataLossError) as error:
+                if not diagnose.is_input_error(error):
+                    raise
+                raise diagnose.explain_pipeline_error(
+                    error, self.objective.input_sources(),
+                    max_records=config.get("diagnose_max_records")) \
+                    from error
             step += num
             if step % log_every == 0 or step == self.total_steps:
                 values = {k: float(v) for k, v in metrics.items()}
