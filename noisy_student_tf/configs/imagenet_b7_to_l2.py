@@ -4,9 +4,7 @@ The paper's main result (88.4% top-1 with JFT-300M as unlabeled data; spec/
 noisy_student.md sections 1, 6, 7, 12, 15). Labeled data are ImageNet
 TFRecord shards in the `imagenet_to_gcs.py` layout (`image/encoded`,
 1-based `image/class/label`); unlabeled data are any TFRecord shards with
-`image/encoded` (their labels are ignored, but our parser needs an
-`image/class/label` int64 on every record: write 0 if there is none, as
-the reference's SVHN `extra` shards do).
+`image/encoded` (a label, if present, is ignored).
 
     ARGS=data_dir=gs://BUCKET/imagenet,unlabeled=gs://BUCKET/unlabeled/*
     python scripts/noisy_student.py --tpu=local \

@@ -8,7 +8,7 @@ RandAugment(2, 15), stochastic depth 0.1, no dropout, inputs in [-1, 1].
 One Noisy Student iteration follows: the same Mixer-B/16 trained on
 labeled + filtered soft pseudo labels with the same noise. Data layout as
 in imagenet_b7_to_l2.py (ImageNet TFRecords, 1-based labels; unlabeled
-shards need an `image/class/label` int64, any value).
+shards need only `image/encoded`).
 
     ARGS=data_dir=gs://BUCKET/imagenet,unlabeled=gs://BUCKET/unlabeled/*
     python scripts/noisy_student.py --tpu=local \
@@ -79,9 +79,7 @@ def get_config(arg=None):
     )
     c.defaults = dict(
         batch_size=BATCH_SIZE,
-        optimizer="adamw",
-        beta_1=0.9,
-        beta_2=0.999,
+        optimizer="adamw",  # Keras' default betas: the paper's 0.9, 0.999.
         learning_rate=LEARNING_RATE,
         # Keras AdamW multiplies the decay by the learning rate, like the
         # paper's (big_vision writes the same decay as 1e-4 = 0.1 * 1e-3).
