@@ -4,7 +4,7 @@ Same stages and code paths as the real recipes, on tiny data: ImageNet-
 layout JPEG shards written here (1-based labels) for imagenet_b7_to_l2
 (B7 -> L2 x 3 offline -> 800-style finetune -> export) and mixer_b16, and
 tfds' mock `svhn_cropped` for svhn_b0 (online teacher, dev validation).
-About 2-3 minutes each on 2 CPU cores.
+A few minutes each on 2 CPU cores.
 """
 
 import numpy as np

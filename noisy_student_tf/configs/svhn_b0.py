@@ -28,7 +28,7 @@ images/step) keeps up.
 Variants (comma-separated, e.g. `:data_dir=DIR,offline`):
   data_dir=DIR  tfds data_dir holding a prepared `svhn_cropped`.
   offline       pseudo-label `extra` with the teacher, filter (confidence
-                >= 0.3, 53,113 per class, svhn_offline.sh) and train the
+                >= 0.3, 53,113 per class: filter_unlabel.sh) and train the
                 student on stored soft labels instead of the online teacher.
   quick         a few steps on a few images (config tests, smoke runs).
 """
