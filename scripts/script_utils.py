@@ -46,14 +46,15 @@ def one_line(error):
     for line in lines:
         if "assertion failed" in line or "corrupt image" in line:
             return line
+        if "[Errno" in line:  # e.g. a --config file that does not exist
+            return f"{lines[0]}: {line}"
     return lines[0] if lines else type(error).__name__
 
 
 def _known_errors():
     import tensorflow as tf
 
-    return (ValueError, KeyError, FileNotFoundError, PermissionError,
-            RuntimeError, tf.errors.OpError)
+    return (ValueError, KeyError, OSError, RuntimeError, tf.errors.OpError)
 
 
 def run(main):

@@ -39,10 +39,13 @@ def tpu_strategy(tpu):
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.NotFoundError, tf.errors.UnavailableError,
             IndexError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() \
+            else ""
         raise DistributionError(
-            f"Could not connect to TPU {tpu!r}: {type(error).__name__}: "
-            f"{error}. Is this a TPU VM (use --tpu=local) or is the TPU name "
-            "and zone right, and is the TPU runtime installed?") from error
+            f"Could not connect to TPU {tpu!r} ({type(error).__name__}: "
+            f"{first}). Use --tpu=local on a TPU VM, check the TPU name and "
+            "zone otherwise, and that tensorflow-tpu/libtpu is installed and "
+            "no other process holds the TPU.") from error
     if not tf.config.list_logical_devices("TPU"):
         raise DistributionError(f"TPU {tpu!r} initialised but exposes no TPU "
                                 "devices")
