@@ -79,6 +79,57 @@ def prediction_example(probabilities, record_id=None):
         features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+def _encode(message_type, fields, values, sizes):
+    return tf.io.encode_proto(sizes=sizes, values=values,
+                              field_names=fields, message_type=message_type)
+
+
+def _feature_column(values, list_type, kind):
+    """[B, n] values -> [B] serialized `tf.train.Feature`s of one list."""
+    batch, n = tf.shape(values)[0], tf.shape(values)[1]
+    lists = _encode(list_type, ["value"], [values], tf.fill([batch, 1], n))
+    return _encode("tensorflow.Feature", [kind], [lists[:, None]],
+                   tf.ones([batch, 1], tf.int32))
+
+
+def prediction_examples(probabilities, record_ids):
+    """Batched `prediction_example` as TF ops (usable inside tf.function).
+
+    Labeling writes one record per image; building each proto in Python
+    cost ~80 us a record, a sixth of B0's 32x32 inference time on 2 CPU
+    cores. These records parse identically (same keys, types, values);
+    only the order of map entries in the bytes may differ.
+
+    Args:
+      probabilities: float32 [B, C].
+      record_ids: int64 [B].
+
+    Returns:
+      string [B]: serialized `tf.train.Example`s.
+    """
+    probabilities = tf.convert_to_tensor(probabilities, tf.float32)
+    classes = tf.argmax(probabilities, -1, output_type=tf.int64)
+    record_ids = tf.cast(record_ids, tf.int64)
+    columns = (
+        (ID, _feature_column(record_ids[:, None], "tensorflow.Int64List",
+                             "int64_list")),
+        (CLASSES, _feature_column(classes[:, None], "tensorflow.Int64List",
+                                  "int64_list")),
+        (PROBABILITIES, _feature_column(
+            probabilities, "tensorflow.FloatList", "float_list")),
+    )
+    batch = tf.shape(probabilities)[0]
+    entries = tf.stack([
+        _encode("tensorflow.Features.FeatureEntry", ["key", "value"],
+                [tf.fill([batch, 1], key), column[:, None]],
+                tf.ones([batch, 2], tf.int32))
+        for key, column in columns], axis=1)
+    features_proto = _encode("tensorflow.Features", ["feature"], [entries],
+                             tf.fill([batch, 1], len(columns)))
+    return _encode("tensorflow.Example", ["features"],
+                   [features_proto[:, None]], tf.ones([batch, 1], tf.int32))
+
+
 def labeled_spec():
     # Unlabeled shards (JFT-style) may lack a label: it reads as -1, which
     # the label-range check of a labeled source then rejects by file name.

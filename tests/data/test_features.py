@@ -90,6 +90,19 @@ def test_prediction_example_keys_and_round_trip():
     assert int(features.parse_prediction(tf.constant(no_id), 3)["id"]) == -1
 
 
+
+def test_batched_prediction_examples_parse_like_the_python_ones():
+    probs = np.array([[0.2, 0.1, 0.7], [0.5, 0.3, 0.2]], np.float32)
+    ids = np.array([5, (3 << 32) + 1], np.int64)
+    batched = tf.function(features.prediction_examples)(probs, ids).numpy()
+    assert len(batched) == 2
+    for serialized, p, i in zip(batched, probs, ids):
+        assert _feature_map(serialized) == _feature_map(
+            features.prediction_example(p, i))
+        parsed = features.parse_prediction(tf.constant(serialized), 3)
+        np.testing.assert_array_equal(parsed["probabilities"], p)
+        assert int(parsed["label"]) == p.argmax() and int(parsed["id"]) == i
+
 def test_parsers_work_inside_tf_data():
     image = _image()
     probs = np.full(10, 0.1, np.float32)
