@@ -37,6 +37,14 @@ def discriminator_widths(num_classes, reduction=8, min_width=8):
     10 classes that rule gives 1 and 0 units, so widths are floored; the
     default floor 8 (not 2) keeps a 10-class discriminator from being a
     2-unit ReLU bottleneck that dies early.
+
+    Args:
+      num_classes: C, the logits width (the discriminator's input).
+      reduction: r, the width divisor per layer (8 in the reference).
+      min_width: floor of each hidden width.
+
+    Returns:
+      (first, second) hidden widths.
     """
     first = max(min_width, num_classes // reduction)
     second = max(min_width, num_classes // reduction ** 2)
@@ -49,6 +57,11 @@ def build_discriminator(num_classes, reduction=8, min_width=8):
     `models/discriminator.py` writes them as 1x1 convolutions on a
     [B, C, 1, 1] view, which are dense layers. The ReLU on the 2 output
     logits (then fed to BCE-with-logits) is a reference quirk, kept.
+
+    Args:
+      num_classes: C, the logits width.
+      reduction: see `discriminator_widths`.
+      min_width: see `discriminator_widths`.
 
     Returns:
       A `keras.Sequential` mapping [N, C] logits to [N, 2] scores.

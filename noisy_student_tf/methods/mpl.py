@@ -7,7 +7,7 @@ x_w (clean/weak view) and x_s (strongly augmented view):
 2. Hard pseudo label y_hat ~ softmax(T(x_s)) (sampled; `argmax` option).
 3. Student step on CE(smooth(y_hat), S(x_s)) only (no true labels);
    L_old / L_new = the student's labeled CE (no smoothing) before / after
-   that step, averaged over replicas.
+   that step (same forward kind, see `_student_step`), replica-averaged.
 4. h = sign * (L_old - L_new), optionally clipped and minus an EMA
    baseline; the first-order form of the paper's dot product.
 5. Teacher step on CE(smooth(y_l), T(x_l)) + w_uda(t) * UDA
@@ -62,6 +62,7 @@ MPL_DEFAULTS = dict(
     baseline=False,         # released code subtracts an EMA baseline
     baseline_decay=0.99,
     reward_clip=None,       # released code: 0.1, commented out
+    matched_losses=True,    # L_old/L_new from one forward kind (see below)
 )
 
 
@@ -260,28 +261,44 @@ class MetaPseudoLabelsObjective(objectives.SupervisedObjective):
         return metrics
 
     def _student_step(self, trainer, x_l, y_l, x_strong, pseudo):
-        """One student update on pseudo labels; L_old and L_new around it."""
+        """One student update on pseudo labels; L_old and L_new around it.
+
+        With `mpl.matched_losses` (default) both losses come from the same
+        labeled-only training-mode forward, with the same batch-norm batch
+        and dropout masks, before and after the update, so h measures the
+        update alone. The released code takes L_old from the joint
+        [strong; labeled] pass and L_new from a labeled-only pass: its h
+        also carries the batch-statistics difference (False reproduces it).
+        """
         student = trainer.model
         n_u = tf.shape(x_strong)[0]
         num_classes = student.output_shape[-1]
         targets = losses.smoothed_one_hot(
             pseudo, num_classes, self.config.get("label_smoothing", 0.0))
+        matched = self.options.matched_losses
+        # Batch-norm statistics and dropout seeds as of before the step.
+        state = [tf.identity(v.value)
+                 for v in student.non_trainable_variables]
+        if matched:
+            old_logits = mpl_losses.forward_without_updates(student, x_l,
+                                                            state)
         with tf.GradientTape() as tape:
-            # [strong; labeled] in one pass, like the released code: the
-            # labeled rows only give L_old, under the same batch norm.
+            # [strong; labeled] in one pass, as the released code.
             logits = tf.cast(student(tf.concat([x_strong, x_l], 0),
                                      training=True), tf.float32)
             s_unl = losses.soft_cross_entropy(targets, logits[:n_u])
             s_loss = s_unl + self.regularization(trainer)
             scaled = s_loss / trainer.num_replicas
         trainer.apply_gradients(scaled, tape, student.trainable_variables)
-        s_lab = logits[n_u:]
-        l_old = _replica_mean(losses.labeled_loss(y_l, s_lab, 0.0))
-        new_logits = mpl_losses.forward_without_updates(student, x_l)
+        if not matched:
+            old_logits = logits[n_u:]
+        l_old = _replica_mean(losses.labeled_loss(y_l, old_logits, 0.0))
+        new_logits = mpl_losses.forward_without_updates(
+            student, x_l, state if matched else None)
         l_new = _replica_mean(losses.labeled_loss(y_l, new_logits, 0.0))
         return {"student_loss": s_loss, "student_unl": s_unl,
                 "l_old": l_old, "l_new": l_new,
-                "lab_acc": shared.accuracy(y_l, s_lab)}
+                "lab_acc": shared.accuracy(y_l, logits[n_u:])}
 
     def _reward(self, l_old, l_new):
         """(h used by the teacher, h before the baseline)."""

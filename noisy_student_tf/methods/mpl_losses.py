@@ -12,7 +12,16 @@ PSEUDO_LABEL_KINDS = ("sample", "argmax")
 
 
 def uda_weight_at(step, weight, ramp_steps):
-    """weight * min(1, step / ramp_steps): linear ramp from 0 at step 0."""
+    """weight * min(1, step / ramp_steps): linear ramp from 0 at step 0.
+
+    Args:
+      step: the global step before this step's update (0 first).
+      weight: the final UDA weight.
+      ramp_steps: ramp length; <= 0 or None means no ramp.
+
+    Returns:
+      A float32 scalar tensor.
+    """
     step = tf.cast(step, tf.float32)
     if not ramp_steps or ramp_steps <= 0:
         return tf.constant(float(weight))
@@ -95,6 +104,15 @@ def raw_reward(l_old, l_new, sign=1.0, clip=None):
     labeled loss fell, reinforcing the teacher's label); the released code
     uses L_new - L_old (sign = -1; kekmodel #6). Its clip (0.1) sits here,
     before the baseline, but is commented out there; off by default.
+
+    Args:
+      l_old: the student's labeled CE before its pseudo-label step.
+      l_new: the same loss after the step.
+      sign: +1 (paper) or -1 (released code).
+      clip: bound on |h|, or None.
+
+    Returns:
+      h, a float32 scalar with no gradient.
     """
     h = tf.stop_gradient(float(sign) * (tf.cast(l_old, tf.float32)
                                         - tf.cast(l_new, tf.float32)))
@@ -108,21 +126,37 @@ def subtract_baseline(h, baseline, decay=0.99):
 
     The released code updates the moving average first and subtracts the
     updated value (`moving_dot_product`, control dependency).
+
+    Args:
+      h: the raw reward (scalar tensor).
+      baseline: the current baseline b (tensor, variable or float).
+      decay: EMA decay (0.99 in the released code).
+
+    Returns:
+      (centred reward h - b', new baseline b').
     """
     baseline = tf.cast(tf.convert_to_tensor(baseline), tf.float32)
     new_baseline = baseline + (1.0 - decay) * (h - baseline)
     return tf.stop_gradient(h - new_baseline), new_baseline
 
 
-def forward_without_updates(model, images):
+def forward_without_updates(model, images, state=None):
     """Training-mode logits that leave batch-norm statistics untouched.
 
     L_new uses the student after its step in training mode, like the
     reference's second call; that call's batch-norm update ops are never
     run there, so this uses `stateless_call` and drops the new state.
+
+    Args:
+      model: a Keras model.
+      images: its input batch.
+      state: values for `model.non_trainable_variables` (BN statistics,
+        dropout seed state); the current ones when None. Passing the same
+        state twice gives the same dropout masks.
     """
+    if state is None:
+        state = [v.value for v in model.non_trainable_variables]
     logits, _ = model.stateless_call(
-        [v.value for v in model.trainable_variables],
-        [v.value for v in model.non_trainable_variables],
-        images, training=True)
+        [v.value for v in model.trainable_variables], state, images,
+        training=True)
     return tf.cast(logits, tf.float32)

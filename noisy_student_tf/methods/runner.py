@@ -151,8 +151,16 @@ def _teacher_fields(method, paths):
 
 
 def finetune_stage(config, init_path):
-    """The student's architecture and eval pp under `config.finetune`,
-    initialised from the method stage's selected model."""
+    """The fine-tune stage: labels only, from the selected MPL student.
+
+    Args:
+      config: the experiment config; `finetune` overrides the student's
+        model and eval pp string.
+      init_path: the model file to start from (`best.keras`).
+
+    Returns:
+      The complete stage config (with `data.validation` when given).
+    """
     base = {"model": config.student.model.to_dict(),
             "pp": {"eval": config.student.pp.eval}}
     stage = _merged(base, config.finetune.to_dict())
@@ -164,7 +172,18 @@ def finetune_stage(config, init_path):
 
 
 def summarize(result, stage, stage_dir):
-    """Test metrics of the final and of the validation-selected model."""
+    """Report entry of a stage: final and validation-selected models.
+
+    Args:
+      result: the stage result (`result.json`).
+      stage: its stage config (test data and eval pp).
+      stage_dir: its directory (caches the selected model's metrics).
+
+    Returns:
+      Test top-1/top-5 of the final model, `best_validation` (step,
+      top-1) when the stage had a validation split, and `selected_path` /
+      `selected_top1`: the model handed on and its test top-1.
+    """
     evaluation = result.get("eval", {})
     summary = {"top1": evaluation.get("top1"), "top5": evaluation.get("top5"),
                "model": result.get("model"), "steps": result.get("steps"),
@@ -196,7 +215,15 @@ def _selected_top1(path, stage, stage_dir):
 
 
 def evaluate_model_file(path, stage):
-    """Clean metrics of a `.keras` model on the stage's `data.eval`."""
+    """Clean metrics of a `.keras` model on the stage's `data.eval`.
+
+    Args:
+      path: model file.
+      stage: a stage config with `data.eval` and `pp.eval`.
+
+    Returns:
+      {"top1", "top5", "loss", "num_examples"} as floats.
+    """
     model = checkpoints.load_model(path)
     dataset = pipeline.make_eval_dataset(
         sources.make_source(stage.data.eval), stage.pp.eval,

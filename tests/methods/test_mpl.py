@@ -78,6 +78,24 @@ def test_uda_weight_ramps_linearly():
     assert float(mpl_losses.uda_weight_at(3, 8.0, 0)) == 8.0
 
 
+def test_forward_without_updates_keeps_state_and_repeats_masks():
+    model = tf.keras.Sequential([
+        tf.keras.Input((6,)), tf.keras.layers.Dense(8),
+        tf.keras.layers.BatchNormalization(), tf.keras.layers.Dropout(0.5),
+        tf.keras.layers.Dense(3)])
+    x = tf.random.normal([16, 6], seed=1)
+    before = [v.numpy().copy() for v in model.non_trainable_variables]
+    state = [tf.identity(v.value) for v in model.non_trainable_variables]
+    first = mpl_losses.forward_without_updates(model, x, state)
+    again = mpl_losses.forward_without_updates(model, x, state)
+    # Same state: same batch statistics and dropout masks; nothing moved.
+    np.testing.assert_array_equal(first, again)
+    for old, var in zip(before, model.non_trainable_variables):
+        np.testing.assert_array_equal(old, var.numpy())
+    model(x, training=True)  # a normal call does update the statistics.
+    assert not np.allclose(before[0], model.non_trainable_variables[0])
+
+
 # === Pseudo labels and the feedback gradient ===
 
 def test_pseudo_labels_argmax_and_sampled():
@@ -147,6 +165,10 @@ def test_step_reward_sign_and_value_on_a_hand_case():
     flipped, trainer = _objective(reward_sign=-1.0)
     assert float(flipped.replica_step(trainer, _batch())["h"]) == \
         pytest.approx(-float(metrics["h"]), rel=1e-5)
+    # Without batch norm the released code's L_old (joint pass) agrees.
+    joint, trainer = _objective(matched_losses=False)
+    assert float(joint.replica_step(trainer, _batch())["h"]) == \
+        pytest.approx(float(metrics["h"]), rel=1e-5)
 
 
 def test_step_baseline_option_updates_the_variable():
