@@ -228,3 +228,35 @@ def test_quick_experiment_end_to_end(tmp_path):
     history = [json.loads(line) for line in
                open(workdir / "mpl" / "metrics.jsonl")]
     assert any("h" in row and "uda_mask" in row for row in history)
+
+
+MIRRORED = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from noisy_student_tf.configs import common
+from noisy_student_tf.configs import mpl_fashion_mnist
+from noisy_student_tf.training import trainer
+config = mpl_fashion_mnist.get_config("quick")
+config.student.mpl.baseline = True
+config.student.mpl.pseudo_label = "sample"
+data = {k: config.data[k].to_dict() for k in ("unlabeled", "validation")}
+stage = common.stage_config(config, config.student, method="mpl",
+                            data=data, strategy="mirrored")
+run = trainer.Trainer(stage, sys.argv[1])
+assert run.num_replicas == 2, run.num_replicas
+result = run.run(progress=False)
+print("STEPS", result["steps"], "BASELINE", float(run.objective.baseline.numpy()))
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED)
+    proc = testing.run_script([str(script), str(tmp_path / "run")])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "STEPS 6" in proc.stdout
+    assert "BASELINE 0.0" not in proc.stdout
