@@ -6,6 +6,7 @@ copy+delete of a complete object), so a killed run never leaves a
 half-written file under a final name.
 """
 
+import io
 import json
 import os
 import uuid
@@ -60,15 +61,35 @@ def mark_stage_done(stage_dir, result):
     atomic_write_json(os.path.join(stage_dir, DONE_FILE), result)
 
 
-def remove_stale_temporaries(directory):
-    """Deletes `*.tmp-*` files left by a killed writer."""
+def remove_stale_temporaries(directory, recursive=False):
+    """Deletes `*.tmp-*` files left by a killed writer.
+
+    Only call it where no other process may be writing (a stage's own
+    directory, or a sharded stage once every shard is complete).
+    """
     if not tf.io.gfile.isdir(directory):
         return 0
-    stale = [f for f in tf.io.gfile.listdir(directory) if ".tmp-" in f]
+    stale = [f.rstrip("/") for f in tf.io.gfile.listdir(directory)
+             if ".tmp-" in f]
     for name in stale:
         path = os.path.join(directory, name)
         if tf.io.gfile.isdir(path):
             tf.io.gfile.rmtree(path)
         else:
             tf.io.gfile.remove(path)
-    return len(stale)
+    removed = len(stale)
+    if recursive:
+        for name in tf.io.gfile.listdir(directory):
+            path = os.path.join(directory, name.rstrip("/"))
+            if tf.io.gfile.isdir(path):
+                removed += remove_stale_temporaries(path, recursive=True)
+    return removed
+
+
+def atomic_savefig(fig, path, **kwargs):
+    """`fig.savefig` into memory, then `atomic_write_bytes` (so a killed
+    run never leaves half a PNG, and gs:// paths work)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=os.path.splitext(path)[1][1:] or "png",
+                **kwargs)
+    atomic_write_bytes(path, buffer.getvalue())

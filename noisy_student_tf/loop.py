@@ -76,6 +76,9 @@ def label_iteration(config, teacher_result, teacher_stage, iteration_dir,
                 teacher_stage.pp.eval, labels_dir,
                 num_shards=labeling.num_shards, progress=False,
                 has_true_labels=labeling.get("has_true_labels", False))
+        # Every shard is complete, so no writer is left: temporaries now
+        # are a killed run's (e.g. an info file's).
+        io_utils.remove_stale_temporaries(labels_dir, recursive=True)
         io_utils.mark_stage_done(labels_dir, summary)
     return summary
 
@@ -101,6 +104,7 @@ def filter_iteration(config, iteration_dir, shard_indices=None):
     if stats["shards_written"] == config.labeling.num_shards:
         if not stats["num_records"]:
             raise select_error(config, stats)
+        io_utils.remove_stale_temporaries(filter_dir, recursive=True)
         io_utils.mark_stage_done(filter_dir, stats)
     return stats
 
@@ -160,6 +164,9 @@ def run(config, workdir, progress=True):
     start = time.time()
     common.check_keys(config, common.EXPERIMENT_KEYS, "the experiment config")
     io_utils.ensure_writable_dir(workdir)
+    # The driver owns the workdir's own files (config, report, the export's
+    # temporary directory): a killed run's temporaries go.
+    io_utils.remove_stale_temporaries(workdir)
     io_utils.atomic_write_json(os.path.join(workdir, "config.json"),
                                config.to_dict())
     # === Teacher and baseline ===

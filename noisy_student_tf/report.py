@@ -56,7 +56,7 @@ def plot_accuracy(report, path):
     ax.set_ylabel("test top-1 (%)")
     ax.set_title("Teacher vs noised students")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    io_utils.atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -79,7 +79,7 @@ def plot_training_curves(stage_dirs, path):
     ax.set_yscale("log")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    io_utils.atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 

@@ -44,7 +44,9 @@ def student_config(config, workdir, iteration):
 
 def train_named_stage(config, workdir, name, progress=True):
     """Trains `name` of an experiment (or a single-stage config)."""
-    if "model" in config and "teacher" not in config:
+    # A stage config has a top-level `model`; an experiment never does (an
+    # online student's stage config also has `teacher`, its teacher file).
+    if "model" in config:
         return trainer.train(config, workdir, progress=progress)
     io_utils.ensure_writable_dir(workdir)
     if name == "teacher":

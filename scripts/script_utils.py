@@ -6,6 +6,7 @@ of a stack trace; `--debug` shows the trace.
 """
 
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -40,15 +41,35 @@ def one_line(error):
     """The informative line of an exception (TF errors are verbose)."""
     import tensorflow as tf
 
-    text = error.message if isinstance(error, tf.errors.OpError) \
-        else str(error)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if isinstance(error, tf.errors.OpError):
+        from noisy_student_tf.data import diagnose
+
+        # Drops TF's "{{function_node ...}}", "[[node]]" and "[Op:...]".
+        return diagnose.informative_line(error)
+    lines = [line.strip() for line in str(error).splitlines()
+             if line.strip()]
+    if lines and lines[0] == "in user code:":
+        # Raised while tracing a tf.function: autograph lists the user
+        # frames, then "SomeError: <the message>".
+        lines = [line.split(": ", 1)[1] for line in lines
+                 if re.match(r"^\w+(Error|Exception): ", line)][-1:] or lines
     for line in lines:
         if "assertion failed" in line or "corrupt image" in line:
             return line
         if "[Errno" in line:  # e.g. a --config file that does not exist
             return f"{lines[0]}: {line}"
     return lines[0] if lines else type(error).__name__
+
+
+def _unknown_key_message(error):
+    """ConfigDict's unknown-key error (a quoted repr) in plain words."""
+    text = str(error).replace("\\n", " ").replace("\\'", "'")
+    key = re.search(r"'([^'\s]+)'", text)
+    if not key:
+        return "unknown config key " + " ".join(text.strip("'\"").split())
+    hint = re.search(r'Did you mean "([^"]+)"', text)
+    return (f"unknown config key {key.group(1)!r}"
+            + (f" (did you mean {hint.group(1)!r}?)" if hint else ""))
 
 
 def _known_errors():
@@ -68,6 +89,9 @@ def run(main):
             if _DEBUG.value:
                 raise
             sys.stderr.write(f"error: {one_line(error)}\n")
+            # Keep the error the last line: TF warns at exit about objects
+            # a failed run left half-done (e.g. an unmatched checkpoint).
+            logging.set_verbosity(logging.ERROR)
             sys.exit(1)
 
     def parse_flags(argv):
@@ -76,7 +100,7 @@ def run(main):
         try:
             return flags.FLAGS(argv)
         except flags.Error as error:
-            sys.stderr.write(f"error: {error}\nPass --helpshort for help.\n")
+            sys.stderr.write(f"error: {error} (--helpshort lists flags)\n")
             sys.exit(2)
         except Exception as error:  # config files raise anything.
             if "--debug" in argv:
@@ -84,9 +108,7 @@ def run(main):
             message = one_line(error)
             if isinstance(error, (AttributeError, KeyError)):
                 # ConfigDict reports unknown keys as a quoted repr.
-                message = "unknown config key " + " ".join(
-                    str(error).replace("\\n", " ").replace("\\'", "'")
-                    .strip("'\"").split())
+                message = _unknown_key_message(error)
             sys.stderr.write(f"error: bad flag or config: {message}\n")
             sys.exit(2)
 

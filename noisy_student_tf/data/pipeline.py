@@ -154,3 +154,41 @@ def make_mixed_dataset(labeled, unlabeled, *, labeled_pp, unlabeled_pp,
     ds = ds.with_options(_options(deterministic))
     mixed = tf.data.Dataset.zip({"labeled": labeled_ds, "unlabeled": ds})
     return mixed.prefetch(AUTOTUNE)
+
+
+def check_image_shapes(element_spec, input_shape, model_name,
+                       stream="labeled"):
+    """Raises a clear ValueError when batches do not fit the model's input.
+
+    A pp string that yields another rank, channel count or size than the
+    model takes otherwise fails deep inside Keras in the traced step.
+
+    Args:
+      element_spec: `element_spec` of a batched dataset: a dict with an
+        "image" entry, or of streams ("labeled", "unlabeled") that have one.
+      input_shape: the model's input shape, batch first (None dims match).
+      model_name: named in the message.
+      stream: the pp-string name of a top-level "image" ("labeled",
+        "eval", ...); nested streams are named by their key.
+
+    Raises:
+      ValueError: naming the pp string, its image shape and the model's.
+    """
+    expected = tuple(input_shape[1:])
+    found = []
+    if isinstance(element_spec, dict):
+        if "image" in element_spec:
+            found.append((stream, element_spec["image"]))
+        found += [(key, value["image"]) for key, value in
+                  element_spec.items()
+                  if isinstance(value, dict) and "image" in value]
+    for name, spec in found:
+        got = tuple(spec.shape[1:])
+        fits = len(got) == len(expected) and all(
+            a is None or b is None or a == b for a, b in zip(got, expected))
+        if not fits:
+            raise ValueError(
+                f"pp.{name} produces images of shape {got}, but model "
+                f"{model_name} expects {expected} (height, width, "
+                "channels): check decode(channels=...) and the crop/resize "
+                "size in that pp string, or the model's image_size/channels")

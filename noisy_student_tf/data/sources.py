@@ -367,6 +367,15 @@ def count_records(config):
     if cardinality >= 0:
         return cardinality
     count = 0
-    for ids in ds.map(lambda r: r["id"]).batch(4096).as_numpy_iterator():
-        count += len(ids)
+    try:
+        for ids in ds.map(lambda r: r["id"]).batch(4096).as_numpy_iterator():
+            count += len(ids)
+    except (tf.errors.InvalidArgumentError, tf.errors.DataLossError) as error:
+        # Counting is the first full read (labels are range-checked, shards
+        # read to the end): name the bad file and record, as training does.
+        from noisy_student_tf.data import diagnose  # imports this module
+
+        if not diagnose.is_input_error(error):
+            raise
+        raise diagnose.explain_data_error(error, config) from error
     return count

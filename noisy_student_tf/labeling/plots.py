@@ -9,6 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from noisy_student_tf import io_utils  # noqa: E402
+
 
 def plot_filter_stats(histogram, stats, output_dir, class_names=None):
     """Writes `confidence_hist.png` and `class_counts.png`; returns paths."""
@@ -25,7 +27,7 @@ def plot_filter_stats(histogram, stats, output_dir, class_names=None):
     ax.set_title("Pseudo-label confidence")
     fig.tight_layout()
     hist_path = os.path.join(output_dir, "confidence_hist.png")
-    fig.savefig(hist_path, dpi=110)
+    io_utils.atomic_savefig(fig, hist_path, dpi=110)
     plt.close(fig)
 
     num_classes = len(stats["per_class_before"])
@@ -45,6 +47,6 @@ def plot_filter_stats(histogram, stats, output_dir, class_names=None):
     ax.set_title("Pseudo labels per class")
     fig.tight_layout()
     counts_path = os.path.join(output_dir, "class_counts.png")
-    fig.savefig(counts_path, dpi=110)
+    io_utils.atomic_savefig(fig, counts_path, dpi=110)
     plt.close(fig)
     return [hist_path, counts_path]

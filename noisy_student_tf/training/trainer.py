@@ -14,6 +14,7 @@ scratch.
 import json
 import os
 import sys
+import tempfile
 import time
 
 import keras
@@ -23,6 +24,7 @@ import tensorflow as tf
 from noisy_student_tf import io_utils
 from noisy_student_tf.configs import common
 from noisy_student_tf.data import diagnose
+from noisy_student_tf.data import pipeline
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import distribute
 from noisy_student_tf.training import ema as ema_lib
@@ -93,6 +95,14 @@ class Trainer:
             model=self.model, optimizer=self.optimizer, step=self.step,
             **({"ema": self.ema} if self.ema else {}),
             **self.objective.trackables())
+        # Multi-worker (TF's multi-worker guide): every worker runs the same
+        # steps and saves, but only the chief writes into the workdir; the
+        # others write to a local scratch directory. All resume from the
+        # chief's checkpoints.
+        self.checkpoint_dir = os.path.join(self.workdir, "checkpoints")
+        self.is_chief = distribute.is_chief()
+        if not self.is_chief:
+            self.workdir = tempfile.mkdtemp(prefix="noisy-student-worker-")
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(self.workdir, "checkpoints"),
             max_to_keep=config.get("keep_checkpoints", 3))
@@ -110,7 +120,7 @@ class Trainer:
         Returns:
           The step training starts at.
         """
-        latest = self.manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
         if latest:
             checkpoints.restore(self.checkpoint, latest)
             log(f"resumed from {latest} at step {int(self.step.numpy())}")
@@ -138,11 +148,27 @@ class Trainer:
         strategy = self.strategy
         explicit = distribute.is_explicit(strategy)
 
+        # Keras 3 keeps batch-norm moving statistics per replica (weight
+        # aggregation "none"), so replicas and workers drift apart and save
+        # different values; average them after every step instead.
+        local_state = [v for v in self.model.non_trainable_variables
+                       if v.path.rsplit("/", 1)[-1] in ("moving_mean",
+                                                        "moving_variance")]
+
+        def sync_local_state():
+            values = [v.value for v in local_state]  # tf MirroredVariables
+            means = strategy.extended.batch_reduce_to(
+                tf.distribute.ReduceOp.MEAN, [(v, v) for v in values])
+            for variable, mean in zip(values, means):
+                variable.assign(mean)
+
         def one_step(iterator):
             batch = next(iterator)
             if explicit:
                 per_replica = strategy.run(
                     self.objective.replica_step, args=(self, batch))
+                if local_state and self.num_replicas > 1:
+                    sync_local_state()
                 metrics = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN,
                                               v, axis=None)
                            for k, v in per_replica.items()}
@@ -168,13 +194,18 @@ class Trainer:
     # === Checkpoints and evaluation ===
 
     def save_checkpoint(self, last_loss):
-        if int(self.nonfinite_steps.numpy()) > 0:
+        # A step's loss is computed before its update, so a finite loss can
+        # still leave non-finite weights: check those too, or the "last
+        # good" checkpoint would hold NaNs.
+        if int(self.nonfinite_steps.numpy()) > 0 or not all(
+                bool(tf.reduce_all(tf.math.is_finite(v)))
+                for v in self.model.trainable_variables):
             raise TrainingError(self._nan_message(last_loss))
         self.manager.save(checkpoint_number=int(self.step.numpy()))
 
     def _nan_message(self, loss):
         good = self.manager.latest_checkpoint or "none (no checkpoint yet)"
-        return (f"loss became non-finite ({loss}) by step "
+        return (f"loss or weights became non-finite (loss {loss}) by step "
                 f"{int(self.step.numpy())} in {self.workdir}; stopped "
                 f"without saving. Last good checkpoint: {good}. Lower the "
                 "learning rate or check the inputs, then rerun to resume.")
@@ -243,9 +274,25 @@ class Trainer:
         start = self.initialize()
         if start >= self.total_steps:
             log(f"already trained to step {start}")
+        # A pp string that does not fit the model fails deep in Keras inside
+        # the traced step; name it before training instead.
+        for split in ("validation", "eval"):
+            eval_dataset = self.objective.make_eval_dataset(split)
+            if eval_dataset is not None:
+                pipeline.check_image_shapes(
+                    eval_dataset.element_spec, self.model.input_shape,
+                    self.model.name, stream="eval")
+
+        def make_dataset(context):
+            dataset = self.objective.make_dataset(
+                context, seed=config.get("seed", 0) + start)
+            pipeline.check_image_shapes(dataset.element_spec,
+                                        self.model.input_shape,
+                                        self.model.name)
+            return dataset
+
         dataset = self.strategy.distribute_datasets_from_function(
-            lambda ctx: self.objective.make_dataset(
-                ctx, seed=config.get("seed", 0) + start))
+            make_dataset)
         iterator = iter(dataset)
         loop = self._make_train_loop()
         log_every = max(1, config.get("log_every_steps", 50))
@@ -342,11 +389,15 @@ def train(config, workdir, objective=None, strategy=None, progress=True):
     if io_utils.stage_done(workdir):
         return io_utils.read_stage_result(workdir)
     io_utils.ensure_writable_dir(workdir)
-    io_utils.atomic_write_json(os.path.join(workdir, "config.json"),
-                               config.to_dict())
+    if distribute.is_chief():  # other workers write elsewhere (Trainer)
+        # Temporaries of a killed run (model.keras, JSON) would stay.
+        io_utils.remove_stale_temporaries(workdir)
+        io_utils.atomic_write_json(os.path.join(workdir, "config.json"),
+                                   config.to_dict())
     trainer = Trainer(config, workdir, objective, strategy)
     result = trainer.run(progress=progress)
-    io_utils.mark_stage_done(workdir, result)
+    if trainer.is_chief:
+        io_utils.mark_stage_done(workdir, result)
     return result
 
 
