@@ -61,16 +61,19 @@ def mark_stage_done(stage_dir, result):
     atomic_write_json(os.path.join(stage_dir, DONE_FILE), result)
 
 
-def remove_stale_temporaries(directory, recursive=False):
+def remove_stale_temporaries(directory, recursive=False, prefixes=None):
     """Deletes `*.tmp-*` files left by a killed writer.
 
     Only call it where no other process may be writing (a stage's own
-    directory, or a sharded stage once every shard is complete).
+    directory, or a sharded stage once every shard is complete), or pass
+    `prefixes`: then only temporaries of those files (e.g. the shards this
+    host is about to write) go.
     """
     if not tf.io.gfile.isdir(directory):
         return 0
     stale = [f.rstrip("/") for f in tf.io.gfile.listdir(directory)
-             if ".tmp-" in f]
+             if ".tmp-" in f and (prefixes is None or any(
+                 f.startswith(f"{prefix}.tmp-") for prefix in prefixes))]
     for name in stale:
         path = os.path.join(directory, name)
         if tf.io.gfile.isdir(path):
@@ -82,7 +85,7 @@ def remove_stale_temporaries(directory, recursive=False):
         for name in tf.io.gfile.listdir(directory):
             path = os.path.join(directory, name.rstrip("/"))
             if tf.io.gfile.isdir(path):
-                removed += remove_stale_temporaries(path, recursive=True)
+                removed += remove_stale_temporaries(path, True, prefixes)
     return removed
 
 

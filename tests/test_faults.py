@@ -333,6 +333,37 @@ def test_killed_while_labeling_then_while_training_a_student(
     check_finished(workdir, reference, 1, exact_iterations={1})
 
 
+def test_a_labeling_host_leaves_other_hosts_shards_alone(tmp_path):
+    # Hosts label disjoint shards into one directory; cleaning up after a
+    # killed run must not delete a shard another host is writing.
+    from noisy_student_tf import models
+    from noisy_student_tf.labeling import tfrecord_io
+    from noisy_student_tf.training import checkpoints
+
+    teacher = str(tmp_path / "teacher.keras")
+    checkpoints.save_model_atomic(models.create_model(
+        "efficientnet_b0", num_classes=10, input_shape=(32, 32, 1),
+        **testing.TINY_MODEL["overrides"]), teacher)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    ours = labels / "predictions-00000-of-00002.tmp-dead0000"  # killed
+    theirs = labels / "predictions-00001-of-00002.tmp-live0000"  # writing
+    ours.write_bytes(b"half a shard")
+    theirs.write_bytes(b"in progress")
+    predict.generate_pseudo_labels(
+        teacher, ml_collections.ConfigDict(dict(
+            kind="fashion_mnist", split="test", limit=40)), testing.PP,
+        str(labels), num_shards=2, shard_indices=[0], progress=False)
+    assert not ours.exists() and theirs.exists()
+    assert tfrecord_io.shard_complete(str(labels), "predictions", 0, 2)
+    assert len(_ids_of_shard(labels, 0)) == 20
+
+
+def _ids_of_shard(directory, index):
+    ds = predict.prediction_dataset(str(directory), index, NUM_SHARDS, 10)
+    return [int(r["id"]) for r in ds.as_numpy_iterator()]
+
+
 # === Full sweep: every stage, several kill points (-m faults) ===
 
 

@@ -155,11 +155,15 @@ def generate_pseudo_labels(teacher_path, source_config, pp_string,
       Summary dict: records, shards labeled now / skipped, seconds.
     """
     io_utils.ensure_writable_dir(output_dir)
-    io_utils.remove_stale_temporaries(output_dir)
     indices = list(range(num_shards)) if shard_indices is None \
         else list(shard_indices)
     todo = [i for i in indices if not tfrecord_io.shard_complete(
         output_dir, tfrecord_io.PREDICTIONS, i, num_shards)]
+    # Only the temporaries of our own shards: other hosts may be writing
+    # theirs into this directory right now.
+    io_utils.remove_stale_temporaries(output_dir, prefixes=[
+        tfrecord_io.shard_name(tfrecord_io.PREDICTIONS, i, num_shards)
+        for i in todo])
     start = time.time()
     model = checkpoints.load_model(teacher_path) if todo else None
     predict_fn = make_predict_fn(model, temperature) if todo else None

@@ -193,7 +193,12 @@ def filter_and_balance(source_config, labels_dir, filter_dir, num_shards,
       per-class counts before and after, totals.
     """
     io_utils.ensure_writable_dir(filter_dir)
-    io_utils.remove_stale_temporaries(os.path.join(filter_dir, "data"))
+    indices = range(num_shards) if shard_indices is None else shard_indices
+    # Only our shards' temporaries: other hosts may be writing theirs.
+    io_utils.remove_stale_temporaries(
+        os.path.join(filter_dir, "data"), prefixes=[
+            tfrecord_io.shard_name(tfrecord_io.FILTERED, i, num_shards)
+            for i in indices])
     histogram = confidence_histogram(labels_dir, filter_dir, num_shards,
                                      num_classes)
     total_predictions = int(histogram.sum())
@@ -203,7 +208,6 @@ def filter_and_balance(source_config, labels_dir, filter_dir, num_shards,
                                    max_prob, use_top)
     io_utils.atomic_write_json(os.path.join(filter_dir, "thresholds.json"),
                                {str(c): t for c, t in enumerate(thresholds)})
-    indices = range(num_shards) if shard_indices is None else shard_indices
     infos = [write_filtered_shard(
         source_config, labels_dir, filter_dir, i, num_shards, num_classes,
         thresholds, num_image=num_image, max_prob=max_prob,
