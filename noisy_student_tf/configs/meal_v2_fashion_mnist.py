@@ -21,10 +21,8 @@ Results: `report.json`.
 from noisy_student_tf.configs import common
 
 CLEAN = 'decode(channels=1)|pad_to_size(32)|normalize("fashion_mnist")'
-NOISY = ('decode(channels=1)|pad_to_size(32)|flip_lr|'
-         'randaug(2, 9, cutout_const=4, translate_const=4)|'
-         'normalize("fashion_mnist")')
-# The reference's RandomResizedCrop + flip, for 32-px images.
+# The reference's RandomResizedCrop + flip, for 32-px images; the
+# teachers and the student's pretraining use it too.
 CROP_FLIP = ('decode(channels=1)|pad_to_size(32)|flip_lr|pad_crop(32, 4)|'
              'normalize("fashion_mnist")')
 KEYS = '|keep("image", "label")'
@@ -56,7 +54,7 @@ def get_config(arg=None):
                  dropout_rate=0.2, stochastic_depth_rate=0.2)
     teacher = dict(
         model=dict(name="efficientnet_b0", image_size=32, overrides=big),
-        pp=dict(labeled=NOISY + KEYS, eval=CLEAN + KEYS),
+        pp=dict(labeled=CROP_FLIP + KEYS, eval=CLEAN + KEYS),
         total_epochs=60)
     # Seeds differ per member (the runner adds the member's index).
     c.teachers = dict(teacher1=teacher, teacher2=dict(teacher))
@@ -64,7 +62,7 @@ def get_config(arg=None):
                          overrides=small)
     c.student_init = dict(
         model=student_model,
-        pp=dict(labeled=NOISY + KEYS, eval=CLEAN + KEYS),
+        pp=dict(labeled=CROP_FLIP + KEYS, eval=CLEAN + KEYS),
         total_epochs=30)
     c.student = dict(
         model=student_model,
