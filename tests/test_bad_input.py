@@ -237,7 +237,8 @@ def test_unknown_config_key_in_the_file(tmp_path, shards):
     config = shard_config(tmp_path, shards, learning_rat=0.1)
     workdir = tmp_path / "run"
     error_line(train(config, workdir),
-               "unknown config key(s) ['learning_rat']")
+               "unknown config key(s) ['learning_rat'] (did you mean "
+               "'learning_rate'?) in the stage config of")
     assert_no_partial_files(workdir)
 
 

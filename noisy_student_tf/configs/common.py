@@ -8,6 +8,7 @@ giving the complete config the trainer gets and saves.
 """
 
 import copy
+import difflib
 
 import ml_collections
 
@@ -71,8 +72,12 @@ def check_keys(config, allowed, where):
     """Raises ValueError naming unknown keys (typos never pass silently)."""
     unknown = sorted(set(config.keys()) - set(allowed))
     if unknown:
+        close = [match for key in unknown for match in
+                 difflib.get_close_matches(key, sorted(allowed), n=1)]
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" \
+            if close else ""
         raise ValueError(
-            f"unknown config key(s) {unknown} in {where}; valid keys: "
+            f"unknown config key(s) {unknown}{hint} in {where}; valid keys: "
             f"{', '.join(sorted(allowed))}")
 
 
