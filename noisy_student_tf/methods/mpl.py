@@ -41,6 +41,7 @@ from noisy_student_tf.training import evaluate as evaluate_lib
 from noisy_student_tf.training import losses
 from noisy_student_tf.training import objectives
 from noisy_student_tf.training import optimizers
+from noisy_student_tf.training import trainer as trainer_lib
 
 TEACHER_FILE = "teacher.keras"
 
@@ -166,8 +167,6 @@ class MetaPseudoLabelsObjective(objectives.SupervisedObjective):
     # === Model state ===
 
     def build(self, trainer):
-        from noisy_student_tf.training import trainer as trainer_lib
-
         config = self.config
         model = copy.deepcopy(config.teacher.model.to_dict())
         model.setdefault("num_classes", config.model.num_classes)
@@ -177,7 +176,7 @@ class MetaPseudoLabelsObjective(objectives.SupervisedObjective):
             config.get("mixed_precision", False))
         if tuple(self.teacher.input_shape[1:]) != tuple(
                 trainer.model.input_shape[1:]):
-            raise checkpoints.CheckpointError(
+            raise ValueError(
                 f"MPL teacher input {self.teacher.input_shape[1:]} differs "
                 f"from the student's {trainer.model.input_shape[1:]}: both "
                 "see the same strong view")
@@ -253,7 +252,9 @@ class MetaPseudoLabelsObjective(objectives.SupervisedObjective):
             "uda_mask": tf.reduce_mean(mask), "uda_weight": uda_weight,
             "feedback_ce": feedback_ce, "h": h, "h_raw": h_raw,
             "baseline": tf.identity(self.baseline),
-            "teacher_lab_acc": shared.accuracy(y_l, t_lab), **student}
+            "teacher_lab_acc": shared.accuracy(y_l, t_lab),
+            "teacher_lr": tf.cast(self.teacher_optimizer.learning_rate,
+                                  tf.float32), **student}
         if "label" in unlabeled:
             metrics["pseudo_acc"] = tf.reduce_mean(tf.cast(tf.equal(
                 pseudo, tf.cast(unlabeled["label"], pseudo.dtype)),
