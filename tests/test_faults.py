@@ -53,7 +53,7 @@ def get_config(arg=None):
     config = fashion_mnist_demo.get_config("quick")
     config.students = dict(iter1=config.students.iter1.to_dict())
     # Small labeling batches make labeling last long enough to be killed.
-    config.labeling.batch_size = 20
+    config.labeling.batch_size = 10
     return config
 '''
 NUM_UNLABELED = 600  # the :quick demo's unlabeled limit
@@ -162,7 +162,10 @@ def assert_no_half_written_file(workdir):
         name = os.path.basename(path)
         if name.endswith(".json"):
             with open(path) as handle:
-                json.load(handle)
+                content = json.load(handle)
+            if name == "result.json" and "model_path" in content:
+                # A stage is marked done only after its model is written.
+                assert os.path.exists(content["model_path"]), path
         elif name.endswith(".jsonl"):
             with open(path) as handle:
                 for line in handle:
@@ -318,14 +321,16 @@ def test_killed_while_labeling_then_while_training_a_student(
     config, reference = one_student
     rng = random.Random(0)
     workdir = fork(reference, tmp_path / "run", ["config.json", "teacher"])
-    # Shard 0 of 2 is committed, shard 1 is being written.
-    done = kill_driver(config, workdir, "iter1/labels/info/*.json",
-                       rng.uniform(0, 0.2))
+    # Shard 0 of 2 is committed, shard 1 is being written: its temporary
+    # exists from before its first batch until its commit.
+    done = kill_driver(config, workdir,
+                       "iter1/labels/predictions-00001-of-00002.tmp-*",
+                       rng.uniform(0, 0.05))
     assert "iter1/labels" not in done
     assert_no_half_written_file(workdir)
     # The student has saved (or is saving) its step-10 checkpoint of 20.
     done = kill_driver(config, workdir, "iter1/student/checkpoints",
-                       rng.uniform(0, 1))
+                       rng.uniform(0, 0.3))
     assert "iter1/student" not in done
     assert_no_half_written_file(workdir)
     proc = run_driver(config, workdir)
@@ -367,20 +372,32 @@ def _ids_of_shard(directory, index):
 # === Full sweep: every stage, several kill points (-m faults) ===
 
 
-# stage -> (finished paths forked from the reference, trigger, max delay,
-#           iterations labeled by a reference model)
+# stage -> (finished paths forked from the reference, kill trigger, the
+# reference's files whose times bound the kill delay, iterations labeled by
+# a reference model). The delay is uniform over the time the reference run
+# took from the first to the second file, so kills land inside the stage.
 SWEEP = {
-    "teacher": ([], "teacher/checkpoints", 8.0, ()),
-    "labels": (["config.json", "teacher"], "iter1/labels/info/*.json", 1.5,
-               (1,)),
+    "teacher": ([], "teacher/checkpoints",
+                ("teacher/checkpoints/ckpt-10.index", "teacher/result.json"),
+                ()),
+    "labels": (["config.json", "teacher"], "iter1/labels/info/*.json",
+               ("iter1/labels/info/predictions-00000-of-00002.json",
+                "iter1/labels/result.json"), (1,)),
     "filter": (["config.json", "teacher", "iter1/labels"],
-               "iter1/filter/stats", 1.5, (1,)),
+               "iter1/filter/stats",
+               ("iter1/filter/stats/histogram-00000-of-00002.json",
+                "iter1/filter/result.json"), (1,)),
     "student": (["config.json", "teacher", "iter1/labels", "iter1/filter"],
-                "iter1/student/checkpoints", 8.0, (1,)),
+                "iter1/student/checkpoints",
+                ("iter1/student/checkpoints/ckpt-10.index",
+                 "iter1/student/result.json"), (1,)),
     "iter2": (["config.json", "teacher", "iter1"], "iter2/labels/info",
-              20.0, (1, 2)),
+              ("iter2/labels/info/predictions-00000-of-00002.json",
+               "iter2/student/result.json"), (1, 2)),
     "export": (["config.json", "teacher", "iter1", "iter2"],
-               ".tmp-export-*", 2.0, (1, 2)),
+               ".tmp-export-*",
+               ("iter2/student/result.json", "export/saved_model.pb"),
+               (1, 2)),
 }
 
 
@@ -396,11 +413,14 @@ def demo_reference(tmp_path_factory):
 @pytest.mark.parametrize("stage", list(SWEEP))
 def test_killed_anywhere_in_a_stage_resumes(tmp_path, demo_reference,
                                             stage, seed):
-    keep, trigger, max_delay, exact = SWEEP[stage]
-    rng = random.Random(f"{stage}-{seed}")
+    keep, trigger, (first, last), exact = SWEEP[stage]
+    window = (os.path.getmtime(demo_reference / last)
+              - os.path.getmtime(demo_reference / first))
+    delay = random.Random(f"{stage}-{seed}").uniform(0, max(window, 0.0))
     workdir = fork(demo_reference, tmp_path / "run", keep)
-    done = kill_driver(DEMO, workdir, trigger, rng.uniform(0, max_delay))
-    print(f"{stage}/{seed}: killed with {done} finished")
+    done = kill_driver(DEMO, workdir, trigger, delay)
+    print(f"{stage}/{seed}: killed {delay:.2f} s (of {window:.2f}) after "
+          f"{trigger} with {done} finished")
     assert_no_half_written_file(workdir)
     run_driver(DEMO, workdir)
     check_finished(workdir, demo_reference, 2, exact_iterations=exact)
