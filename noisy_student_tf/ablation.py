@@ -1,0 +1,198 @@
+"""Ablation harness: one experiment config, named variants, one table.
+
+Each variant edits the students of a copy of the experiment (the paper's
+Table 6 / Section 4 questions) and runs the whole driver in its own
+sub-directory of the ablation workdir:
+
+    base               the config as written
+    no_noise           students without input noise, dropout or
+                       stochastic depth (pp noise ops removed)
+    hard_labels        students fit the teacher's argmax (label_type=hard)
+    unlabel_ratio_1    one unlabeled image per labeled image
+    no_balancing       every pseudo label above the threshold, once
+    init_from_teacher  students start from their teacher's weights
+
+Stages whose inputs are the same as an earlier variant's (the teacher,
+and the first iteration's labels and filter when the variant leaves the
+filter alone) are copied from it instead of being recomputed, so the
+variants differ only where they should. `ablation.json` / `ablation.md`
+(with `ablation.png`) tabulate every variant's students side by side;
+rerunning resumes, as the driver does.
+"""
+
+import json
+import os
+import shutil
+
+from noisy_student_tf import io_utils
+from noisy_student_tf import loop
+from noisy_student_tf import models
+from noisy_student_tf.configs import common
+from noisy_student_tf.data import preprocess
+
+# Ops that only add noise: a student without them sees the clean view.
+NOISE_OPS = frozenset({"flip_lr", "pad_crop", "cutout", "randaug"})
+
+
+def strip_noise(pp_string):
+    """The pp string without its noise ops (inception_crop -> center_crop).
+
+    `inception_crop(size)` becomes `center_crop(size)`, the reference's
+    eval crop, so the image size is unchanged.
+    """
+    kept = []
+    for spec in preprocess.parse_pp_string(pp_string):
+        if spec.name in NOISE_OPS:
+            continue
+        if spec.name == "inception_crop":
+            size = spec.args[0] if spec.args else spec.kwargs["size"]
+            spec = preprocess.OpSpec("center_crop", (size,), {})
+        kept.append(str(spec))
+    return "|".join(kept)
+
+
+def _without_noise(student):
+    for key in ("labeled", "unlabeled"):
+        if student.pp.get(key):
+            student.pp[key] = strip_noise(student.pp[key])
+    overrides = dict(student.model.get("overrides") or {})
+    valid = models.valid_overrides(student.model.name)
+    for key in ("dropout_rate", "stochastic_depth_rate"):
+        if key in valid:
+            overrides[key] = 0.0
+    student.model.overrides = overrides
+
+
+def _set(key, value):
+    def edit(student):
+        student[key] = value
+    return edit
+
+
+# variant -> (edit of each student, edit of the experiment config, what).
+VARIANTS = {
+    "base": (None, None, "the config as written"),
+    "no_noise": (_without_noise, None,
+                 "students without RandAugment/flip/crop/cutout, dropout "
+                 "and stochastic depth"),
+    "hard_labels": (_set("label_type", "hard"), None,
+                    "students fit the teacher's argmax"),
+    "unlabel_ratio_1": (_set("unlabel_ratio", 1), None,
+                        "unlabeled batch = labeled batch"),
+    "no_balancing": (None, lambda c: setattr(c.filter, "use_all", True),
+                     "all pseudo labels above the threshold, once each"),
+    "init_from_teacher": (_set("init_from_teacher", True), None,
+                          "students start from the teacher's weights"),
+}
+DEFAULT_VARIANTS = tuple(VARIANTS)
+
+
+def variant_config(config, name, iterations=None):
+    """The experiment config of variant `name` (a modified copy).
+
+    Args:
+      config: the experiment ConfigDict.
+      name: a key of VARIANTS.
+      iterations: keep only the first N students (None: all).
+    """
+    if name not in VARIANTS:
+        raise ValueError(f"unknown ablation variant {name!r}; valid: "
+                         f"{', '.join(VARIANTS)}")
+    students = loop.students_of(config)
+    if not students:
+        raise ValueError("an ablation needs a config with students")
+    if iterations is not None and not 1 <= iterations <= len(students):
+        raise ValueError(f"iterations={iterations}: the config has "
+                         f"{len(students)} students")
+    c = loop.load_config(config.to_dict())
+    keys = list(c.students.keys())[:iterations or len(students)]
+    c.students = {key: c.students[key].to_dict() for key in keys}
+    edit_student, edit_config, _ = VARIANTS[name]
+    for key in keys:
+        if edit_student:
+            edit_student(c.students[key])
+    if edit_config:
+        edit_config(c)
+    c.name = f"{config.get('name', 'experiment')}/{name}"
+    # Reports carry only the variant's own students.
+    c.export = dict(enabled=False)
+    return c
+
+
+def shared_stages(config):
+    """(stage path, key) of the stages a variant may copy from another.
+
+    Two variants with equal keys would compute the same stage: the teacher
+    (its resolved config), and the first iteration's labels (teacher,
+    labeling, unlabeled data) and filter (labels + filter settings).
+    """
+    teacher = common.stage_config(config, config.teacher).to_dict()
+    stages = [("teacher", _key(teacher))]
+    first = loop.students_of(config)[0]
+    if first.get("mode", "offline") == "offline":
+        labels = [teacher, config.labeling.to_dict(),
+                  config.data.unlabeled.to_dict()]
+        stages.append((os.path.join("iter1", "labels"), _key(labels)))
+        stages.append((os.path.join("iter1", "filter"),
+                       _key(labels + [config.filter.to_dict()])))
+    return stages
+
+
+def _key(obj):
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def copy_stage(source, target):
+    """Copies a finished stage directory, rewriting its absolute paths."""
+    if io_utils.stage_done(target):
+        return
+    partial = f"{target}.tmp-copy"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    old, new = os.path.abspath(source), os.path.abspath(target)
+    for root, _, files in os.walk(partial):
+        for name in files:
+            if name.endswith((".json", ".jsonl")):
+                path = os.path.join(root, name)
+                with open(path) as handle:
+                    text = handle.read()
+                io_utils.atomic_write_bytes(
+                    path, text.replace(old + os.sep, new + os.sep).encode())
+    shutil.rmtree(target, ignore_errors=True)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.rename(partial, target)
+
+
+def run_ablation(config, workdir, variants=DEFAULT_VARIANTS, iterations=1,
+                 progress=True):
+    """Runs every variant in sequence; returns (and writes) the table.
+
+    Args:
+      config: the experiment ConfigDict.
+      workdir: the ablation directory (one sub-directory per variant).
+      variants: names from VARIANTS, in order.
+      iterations: students per variant (the first N of the config).
+      progress: progress bars.
+
+    Returns:
+      The ablation dict written to `ablation.json`.
+    """
+    from noisy_student_tf import ablation_report
+
+    configs = {name: variant_config(config, name, iterations)
+               for name in variants}  # every name checked before any run
+    io_utils.ensure_writable_dir(workdir)
+    finished = {}  # stage key -> directory of a variant that has it
+    reports = {}
+    for name, variant in configs.items():
+        variant_dir = os.path.join(workdir, name)
+        stages = shared_stages(variant)
+        for path, key in stages:
+            if key in finished:
+                copy_stage(os.path.join(finished[key], path),
+                           os.path.join(variant_dir, path))
+        loop.log(f"ablation variant {name}: {VARIANTS[name][2]}")
+        reports[name] = loop.run(variant, variant_dir, progress)
+        for path, key in stages:
+            finished.setdefault(key, variant_dir)
+    return ablation_report.write(config, reports, workdir)

@@ -1,0 +1,44 @@
+"""Runs named variants of one experiment in sequence and tabulates them.
+
+    python scripts/ablate.py \
+        --config=noisy_student_tf/configs/fashion_mnist_demo.py \
+        --workdir=runs/ablation --variants=base,no_noise,hard_labels \
+        --iterations=1
+
+Variants (noisy_student_tf/ablation.py): base, no_noise, hard_labels,
+unlabel_ratio_1, no_balancing, init_from_teacher. Stages the variants
+share (the teacher, first-iteration labels) are computed once. Writes
+ablation.json, ablation.md and ablation.png into --workdir; rerunning
+resumes.
+"""
+
+import script_utils  # noqa: I001 (sets up sys.path first)
+
+from absl import flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config: path.py[:arg].", lock_config=False)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Ablation directory.")
+_VARIANTS = flags.DEFINE_list(
+    "variants", None, "Variants to run, in order (default: all).")
+_ITERATIONS = flags.DEFINE_integer(
+    "iterations", 1, "Students per variant (the config's first N).")
+_NO_PROGRESS = flags.DEFINE_bool("no_progress", False,
+                                 "Hide progress bars.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    from noisy_student_tf import ablation
+
+    config = script_utils.apply_runtime_flags(_CONFIG.value)
+    ablation.run_ablation(
+        config, _WORKDIR.value,
+        variants=_VARIANTS.value or ablation.DEFAULT_VARIANTS,
+        iterations=_ITERATIONS.value, progress=not _NO_PROGRESS.value)
+
+
+if __name__ == "__main__":
+    script_utils.run(main)
