@@ -169,7 +169,7 @@ def _check_image(image):
 
 def distort_image_with_randaugment(
         image, num_layers, magnitude, cutout_const=40, translate_const=100,
-        cutout_op=True, replace=REPLACE):
+        cutout_op=True, replace=REPLACE, exclude=()):
     """Applies RandAugment to one image.
 
     The reference also draws a probability U(0.2, 0.8) per op and never
@@ -184,16 +184,18 @@ def distort_image_with_randaugment(
       cutout_op: include Cutout among the ops (noisystudent's
         `--cutout_op`; the TPU code always includes it).
       replace: fill value for geometric ops and Cutout.
+      exclude: op names (of `RANDAUGMENT_OPS`) never drawn; the others
+        keep equal odds.
 
     Returns:
       The augmented uint8 image, with the input's static shape.
 
     Raises:
-      ValueError: non-uint8 image or bad channel count.
+      ValueError: non-uint8 image, bad channel count, or bad `exclude`.
     """
     image = tf.convert_to_tensor(image)
     _check_image(image)
-    names = RANDAUGMENT_OPS if cutout_op else RANDAUGMENT_OPS[:-1]
+    names = _op_names(cutout_op, exclude)
     args = level_to_arg(magnitude, cutout_const, translate_const)
     branches = [_make_branch(name, args[name], replace) for name in names]
     static_shape = image.shape
@@ -206,6 +208,18 @@ def distort_image_with_randaugment(
                 index, [functools.partial(b, image) for b in branches])
             image.set_shape(static_shape)
     return image
+
+
+def _op_names(cutout_op, exclude):
+    unknown = sorted(set(exclude) - set(RANDAUGMENT_OPS))
+    if unknown:
+        raise ValueError(f"unknown RandAugment op(s) {unknown} in exclude; "
+                         f"valid: {', '.join(RANDAUGMENT_OPS)}")
+    names = [name for name in RANDAUGMENT_OPS
+             if name not in exclude and (cutout_op or name != "Cutout")]
+    if not names:
+        raise ValueError("exclude leaves no RandAugment op to draw")
+    return names
 
 
 def distort_batch_with_randaugment(images, num_layers, magnitude, **kwargs):
@@ -230,7 +244,8 @@ def distort_batch_with_randaugment(images, num_layers, magnitude, **kwargs):
 @registry.register("randaug")
 @registry.in_key_out_key()
 def randaug_op(num_layers=2, magnitude=10, cutout_const=40,
-               translate_const=100, cutout_op=True):
+               translate_const=100, cutout_op=True, fill=REPLACE,
+               exclude=()):
     """pp op `randaug(N, M)`: reference RandAugment on a uint8 image.
 
     Args:
@@ -239,6 +254,11 @@ def randaug_op(num_layers=2, magnitude=10, cutout_const=40,
       cutout_const: Cutout pad at M=10 (40 ImageNet; 4 for SVHN at 32 px).
       translate_const: translation at M=10 (100 ImageNet; 4 for SVHN).
       cutout_op: whether Cutout is among the ops.
+      fill: value of pixels uncovered by geometric ops and of Cutout (the
+        reference's 128; a black-background data set such as Fashion-MNIST
+        wants 0, or grey borders become a cue absent at test time).
+      exclude: op names never drawn, e.g. `("Invert", "SolarizeAdd")`
+        where they are not label-preserving for the data.
 
     Returns:
       A function from a uint8 image (or batch) to its augmented version.
@@ -250,8 +270,12 @@ def randaug_op(num_layers=2, magnitude=10, cutout_const=40,
         raise ValueError(f"num_layers must be an int >= 0, got {num_layers}")
     if not isinstance(magnitude, (int, float)) or magnitude < 0:
         raise ValueError(f"magnitude must be a number >= 0, got {magnitude}")
+    if not isinstance(fill, int) or not 0 <= fill <= 255:
+        raise ValueError(f"fill must be an int in [0, 255], got {fill!r}")
+    exclude = (exclude,) if isinstance(exclude, str) else tuple(exclude)
+    _op_names(cutout_op, exclude)  # bad names fail when the string is built
     kwargs = dict(cutout_const=cutout_const, translate_const=translate_const,
-                  cutout_op=cutout_op)
+                  cutout_op=cutout_op, replace=fill, exclude=exclude)
 
     def apply(image):
         image = tf.convert_to_tensor(image)

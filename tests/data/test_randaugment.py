@@ -231,3 +231,35 @@ def test_randaug_rejects_non_uint8_and_bad_args():
         preprocess.get_preprocess_fn("randaug(-1)")
     with pytest.raises(ValueError, match="magnitude"):
         preprocess.get_preprocess_fn("randaug(2, -3)")
+
+
+def test_exclude_leaves_only_the_other_ops():
+    image = _image(16, 16, channels=1)
+    keep_only_invert = tuple(n for n in ra.RANDAUGMENT_OPS if n != "Invert")
+    fn = preprocess.get_preprocess_fn(
+        f"randaug(1, 9, exclude={keep_only_invert!r})")
+    for out in _both(lambda x: fn({"image": x})["image"], image):
+        np.testing.assert_array_equal(out, 255 - image)
+    with pytest.raises(ValueError, match=r"unknown RandAugment op\(s\) "
+                       r"\['Invrt'\]"):
+        preprocess.get_preprocess_fn('randaug(2, 9, exclude=("Invrt",))')
+    with pytest.raises(ValueError, match="no RandAugment op"):
+        preprocess.get_preprocess_fn(
+            f"randaug(2, 9, exclude={ra.RANDAUGMENT_OPS!r})")
+
+
+def test_fill_sets_the_value_of_uncovered_pixels():
+    # Only TranslateX at M=10 with translate_const=4: a 4 px shift either
+    # way, whose uncovered columns take the fill value.
+    image = np.full((8, 8, 1), 200, np.uint8)
+    others = tuple(n for n in ra.RANDAUGMENT_OPS if n != "TranslateX")
+    for fill in (0, 128):
+        fn = preprocess.get_preprocess_fn(
+            f"randaug(1, 10, translate_const=4, fill={fill}, "
+            f"exclude={others!r})")
+        for out in _both(lambda x: fn({"image": x})["image"], image):
+            filled = out[..., 0] == fill
+            assert filled.sum() == 8 * 4, out[..., 0]
+            assert (out[~filled] == 200).all()
+    with pytest.raises(ValueError, match="fill"):
+        preprocess.get_preprocess_fn("randaug(2, 9, fill=300)")
