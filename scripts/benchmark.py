@@ -1048,6 +1048,10 @@ GOALS = {
         "ours/timm @224": (">=", 1.0),
     },
     "randaugment": {
+        "ours/keras-cv @32": (">=", 1.0),
+        "ours/keras-cv @224": (">=", 1.0),
+        "ours/keras @32": (">=", 1.0),
+        "ours/keras @224": (">=", 1.0),
         "ours/student train @32": (">=", 3.0),
         "ours/student train @224": (">=", 3.0),
     },
