@@ -11,6 +11,7 @@ sub-directory of the ablation workdir:
     unlabel_ratio_1    one unlabeled image per labeled image
     no_balancing       every pseudo label above the threshold, once
     init_from_teacher  students start from their teacher's weights
+    from_scratch       students start from random weights
 
 Stages whose inputs are the same as an earlier variant's (the teacher,
 and the first iteration's labels and filter when the variant leaves the
@@ -83,6 +84,8 @@ VARIANTS = {
                      "all pseudo labels above the threshold, once each"),
     "init_from_teacher": (_set("init_from_teacher", True), None,
                           "students start from the teacher's weights"),
+    "from_scratch": (_set("init_from_teacher", False), None,
+                     "students start from random weights"),
 }
 DEFAULT_VARIANTS = tuple(VARIANTS)
 

@@ -6,7 +6,7 @@
         --iterations=1
 
 Variants (noisy_student_tf/ablation.py): base, no_noise, hard_labels,
-unlabel_ratio_1, no_balancing, init_from_teacher. Stages the variants
+unlabel_ratio_1, no_balancing, init_from_teacher, from_scratch. Stages the variants
 share (the teacher, first-iteration labels) are computed once. Writes
 ablation.json, ablation.md and ablation.png into --workdir; rerunning
 resumes.

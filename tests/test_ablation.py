@@ -52,6 +52,8 @@ def test_variant_configs_change_only_their_knob():
         config, "no_balancing").filter.use_all is True
     assert ablation.variant_config(
         config, "init_from_teacher").students.iter1.init_from_teacher
+    assert not ablation.variant_config(
+        config, "from_scratch").students.iter2.init_from_teacher
     # The input config is untouched.
     assert config.students.iter1.label_type == "soft"
     assert "randaug" in config.students.iter1.pp.labeled
