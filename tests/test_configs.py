@@ -165,6 +165,25 @@ def test_config_builds_and_pp_strings_parse(name, arg):
         assert ops, f"{name}:{arg} {path} is empty"
 
 
+def _nested_dicts(value, path):
+    if hasattr(value, "items"):
+        yield path, value
+        for key, item in value.items():
+            yield from _nested_dicts(item, f"{path}.{key}")
+
+
+@pytest.mark.parametrize("name,arg", CASES, ids=_ids(CASES))
+def test_stages_share_no_nested_dict(name, arg):
+    # ConfigDict keeps a dict shared by two stages shared: overriding
+    # --config.students.iter2.model... would then change iter1 as well.
+    config = _get_config(name, arg)
+    owner = {}
+    for stage_name, stage in _generic_stages(config):
+        for path, value in _nested_dicts(stage, stage_name):
+            other = owner.setdefault(id(value), path)
+            assert other == path, f"{name}:{arg}: {path} is {other}"
+
+
 @pytest.mark.parametrize("name,arg", CASES, ids=_ids(CASES))
 def test_every_stage_resolves(name, arg):
     config = _get_config(name, arg)

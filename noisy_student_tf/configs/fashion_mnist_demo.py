@@ -24,6 +24,8 @@ from scratch for many more steps), `:quick` (seconds; the end-to-end and
 fault tests; standard strides). Results and runtimes: see the README.
 """
 
+import copy
+
 from noisy_student_tf.configs import common
 from noisy_student_tf.robustness_stage import default_config as robustness
 
@@ -86,7 +88,9 @@ def get_config(arg=None):
     )
     # One entry per iteration, in order; override e.g.
     # --config.students.iter2.unlabel_ratio=5.
-    c.students = dict(iter1=student, iter2=dict(student))
+    # Deep copies: ConfigDict keeps shared dicts shared, and an override of
+    # one student's model must not change the other's.
+    c.students = dict(iter1=student, iter2=copy.deepcopy(student))
     c.labeling = dict(num_shards=4, batch_size=500, temperature=1.0,
                       has_true_labels=True)
     c.filter = dict(min_threshold=0.3, num_image=None, upsample=True)

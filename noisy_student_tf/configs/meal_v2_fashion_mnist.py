@@ -18,6 +18,8 @@ Variants: `:quick` (tens of seconds on 2 cores; the end-to-end test).
 Results: `report.json`.
 """
 
+import copy
+
 from noisy_student_tf.configs import common
 
 CLEAN = 'decode(channels=1)|pad_to_size(32)|normalize("fashion_mnist")'
@@ -57,7 +59,9 @@ def get_config(arg=None):
         pp=dict(labeled=CROP_FLIP + KEYS, eval=CLEAN + KEYS),
         total_epochs=60)
     # Seeds differ per member (the runner adds the member's index).
-    c.teachers = dict(teacher1=teacher, teacher2=dict(teacher))
+    # Deep copies: ConfigDict keeps shared dicts shared, so an override of
+    # one stage's model would otherwise change the other's.
+    c.teachers = dict(teacher1=teacher, teacher2=copy.deepcopy(teacher))
     student_model = dict(name="efficientnet_b0", image_size=32,
                          overrides=small)
     c.student_init = dict(
@@ -65,7 +69,7 @@ def get_config(arg=None):
         pp=dict(labeled=CROP_FLIP + KEYS, eval=CLEAN + KEYS),
         total_epochs=30)
     c.student = dict(
-        model=student_model,
+        model=copy.deepcopy(student_model),
         pp=dict(labeled=CROP_FLIP + KEYS, eval=CLEAN + KEYS),
         # Reference: SGD momentum 0.9 (no Nesterov), weight decay 0, LR
         # 0.01 at batch 512; here 0.04 per 256 = 0.01 at batch 64.

@@ -21,6 +21,8 @@ Results: `report.json` (test top-1 of teacher, MPL student and fine-tuned
 student; best validation step and top-1 of each stage).
 """
 
+import copy
+
 from noisy_student_tf.configs import common
 
 CLEAN = 'decode(channels=1)|pad_to_size(32)|normalize("fashion_mnist")'
@@ -70,7 +72,8 @@ def get_config(arg=None):
         # CIFAR rate (0.05 at 128) for this much shorter schedule.
         learning_rate=0.4, warmup_steps=300, ema_decay=0.995,
         total_steps=4000,
-        teacher=dict(model=model, learning_rate=0.4, warmup_steps=300,
+        # A copy: ConfigDict keeps shared dicts shared.
+        teacher=dict(model=copy.deepcopy(model), learning_rate=0.4, warmup_steps=300,
                      weight_decay=5e-4, label_smoothing=0.15),
         mpl=dict(uda_weight=8.0, uda_steps=1000, uda_temperature=0.7,
                  uda_threshold=0.6, pseudo_label=arg.label,
