@@ -33,7 +33,20 @@ def _row(name, report):
                                for it in report["iterations"]],
         "error_vs_baseline": (1 - top1) / max(1 - baseline["top1"], 1e-12),
         "steps": last["student"]["steps"],
-    }
+    } | _robustness(report)
+
+
+def _robustness(report):
+    """The last student's corruption error and FGSM accuracy, if run."""
+    models = (report.get("robustness") or {}).get("models") or {}
+    student = models.get(f"student {len(report['iterations'])}")
+    if not student:
+        return {}
+    fgsm = student["adversarial"]["fgsm"]
+    epsilon = "8" if "8" in fgsm else max(fgsm, key=float)
+    return {"corruption_error": student["corruptions"][
+                "mean_corruption_error"],
+            "fgsm_epsilon": epsilon, "fgsm_top1": fgsm[epsilon]}
 
 
 def summarize(reports):
@@ -50,16 +63,23 @@ def format_table(rows):
     """Markdown table of the rows (percentages)."""
     iterations = len(rows[0]["student_top1"]) if rows else 0
     heads = [f"student {i} top-1" for i in range(1, iterations + 1)]
-    lines = ["| variant | " + " | ".join(heads) +
-             " | error / baseline | Δ top-1 vs base | pseudo labels |",
-             "|---|" + "---|" * (len(heads) + 3)]
+    heads += ["error / baseline", "Δ top-1 vs base", "pseudo labels"]
+    robust = rows and all("corruption_error" in row for row in rows)
+    if robust:
+        heads += ["corruption error",
+                  f"FGSM ε={rows[0]['fgsm_epsilon']} top-1"]
+    lines = ["| variant | " + " | ".join(heads) + " |",
+             "|---|" + "---|" * len(heads)]
     for row in rows:
-        tops = " | ".join(f"{t * 100:.2f}%" for t in row["student_top1"])
         delta = row["delta_vs_base"]
-        lines.append(
-            f"| {row['variant']} | {tops} | {row['error_vs_baseline']:.3f} "
-            f"| {'-' if delta is None else f'{delta * 100:+.2f}'} | "
-            f"{row['num_pseudo_labeled'][-1]} |")
+        cells = [f"{t * 100:.2f}%" for t in row["student_top1"]]
+        cells += [f"{row['error_vs_baseline']:.3f}",
+                  "-" if delta is None else f"{delta * 100:+.2f}",
+                  str(row["num_pseudo_labeled"][-1])]
+        if robust:
+            cells += [f"{row['corruption_error'] * 100:.2f}%",
+                      f"{row['fgsm_top1'] * 100:.2f}%"]
+        lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -113,6 +113,16 @@ def test_table_rows_against_hand_values():
     assert rows[1]["delta_vs_base"] == pytest.approx(-0.08)
     table = ablation_report.format_table(rows)
     assert "| no_noise | 81.00% | 80.00% | 1.000 | -8.00 | 100 |" in table
+    # With the robustness suite: the last student's corruption error and
+    # FGSM accuracy join the row.
+    robust = report([0.85, 0.88])
+    robust["robustness"] = {"models": {"student 2": {
+        "corruptions": {"mean_corruption_error": 0.25},
+        "adversarial": {"fgsm": {"2": 0.7, "8": 0.4}}}}}
+    rows = ablation_report.summarize({"base": robust})
+    assert rows[0]["fgsm_epsilon"] == "8"
+    assert ablation_report.format_table(rows).splitlines()[-1] == (
+        "| base | 85.00% | 88.00% | 0.600 | +0.00 | 100 | 25.00% | 40.00% |")
 
 
 def test_ablate_binary_end_to_end(tmp_path):
