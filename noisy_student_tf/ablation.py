@@ -16,7 +16,8 @@ sub-directory of the ablation workdir:
 Stages whose inputs are the same as an earlier variant's (the teacher,
 and the first iteration's labels and filter when the variant leaves the
 filter alone) are copied from it instead of being recomputed, so the
-variants differ only where they should. `ablation.json` / `ablation.md`
+variants differ only where they should; `reuse` names a finished run of
+the experiment (e.g. the demo's workdir) to copy from as well. `ablation.json` / `ablation.md`
 (with `ablation.png`) tabulate every variant's students side by side;
 rerunning resumes, as the driver does.
 """
@@ -126,18 +127,23 @@ def shared_stages(config):
     """(stage path, key) of the stages a variant may copy from another.
 
     Two variants with equal keys would compute the same stage: the teacher
-    (its resolved config), and the first iteration's labels (teacher,
-    labeling, unlabeled data) and filter (labels + filter settings).
+    (its resolved config), the first iteration's labels (teacher, labeling,
+    unlabeled data) and filter (labels + filter settings), and its student
+    (all of those + the student's own settings and the shared defaults).
     """
     teacher = common.stage_config(config, config.teacher).to_dict()
     stages = [("teacher", _key(teacher))]
+    inputs = [teacher]
     first = loop.students_of(config)[0]
     if first.get("mode", "offline") == "offline":
         labels = [teacher, config.labeling.to_dict(),
                   config.data.unlabeled.to_dict()]
+        inputs = labels + [config.filter.to_dict()]
         stages.append((os.path.join("iter1", "labels"), _key(labels)))
-        stages.append((os.path.join("iter1", "filter"),
-                       _key(labels + [config.filter.to_dict()])))
+        stages.append((os.path.join("iter1", "filter"), _key(inputs)))
+    student = inputs + [first.to_dict(), config.defaults.to_dict(),
+                        config.data.to_dict(), config.num_classes]
+    stages.append((os.path.join("iter1", "student"), _key(student)))
     return stages
 
 
@@ -166,8 +172,20 @@ def copy_stage(source, target):
     os.rename(partial, target)
 
 
+def finished_stages(run_dir):
+    """{stage key: run_dir} of the shareable stages a finished experiment
+    run (a `scripts/noisy_student.py --workdir`) has completed."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: --reuse takes the "
+                                "workdir of a scripts/noisy_student.py run")
+    config = loop.load_config(io_utils.read_json(path))
+    return {key: run_dir for stage, key in shared_stages(config)
+            if io_utils.stage_done(os.path.join(run_dir, stage))}
+
+
 def run_ablation(config, workdir, variants=DEFAULT_VARIANTS, iterations=1,
-                 progress=True):
+                 progress=True, reuse=None):
     """Runs every variant in sequence; returns (and writes) the table.
 
     Args:
@@ -176,6 +194,8 @@ def run_ablation(config, workdir, variants=DEFAULT_VARIANTS, iterations=1,
       variants: names from VARIANTS, in order.
       iterations: students per variant (the first N of the config).
       progress: progress bars.
+      reuse: workdir of a finished run (e.g. the demo's) whose stages are
+        copied where a variant's inputs match them, instead of recomputed.
 
     Returns:
       The ablation dict written to `ablation.json`.
@@ -185,7 +205,8 @@ def run_ablation(config, workdir, variants=DEFAULT_VARIANTS, iterations=1,
     configs = {name: variant_config(config, name, iterations)
                for name in variants}  # every name checked before any run
     io_utils.ensure_writable_dir(workdir)
-    finished = {}  # stage key -> directory of a variant that has it
+    # stage key -> directory of a run or variant that has it
+    finished = finished_stages(reuse) if reuse else {}
     reports = {}
     for name, variant in configs.items():
         variant_dir = os.path.join(workdir, name)

@@ -44,6 +44,8 @@ def _robustness(report):
         return {}
     fgsm = student["adversarial"]["fgsm"]
     epsilon = "8" if "8" in fgsm else max(fgsm, key=float)
+    # mean_corruption_error is on the 0-100 scale (ImageNet-C's), the
+    # accuracies are fractions.
     return {"corruption_error": student["corruptions"][
                 "mean_corruption_error"],
             "fgsm_epsilon": epsilon, "fgsm_top1": fgsm[epsilon]}
@@ -66,7 +68,7 @@ def format_table(rows):
     heads += ["error / baseline", "Δ top-1 vs base", "pseudo labels"]
     robust = rows and all("corruption_error" in row for row in rows)
     if robust:
-        heads += ["corruption error",
+        heads += ["corruption error (%)",
                   f"FGSM ε={rows[0]['fgsm_epsilon']} top-1"]
     lines = ["| variant | " + " | ".join(heads) + " |",
              "|---|" + "---|" * len(heads)]
@@ -77,7 +79,7 @@ def format_table(rows):
                   "-" if delta is None else f"{delta * 100:+.2f}",
                   str(row["num_pseudo_labeled"][-1])]
         if robust:
-            cells += [f"{row['corruption_error'] * 100:.2f}%",
+            cells += [f"{row['corruption_error']:.2f}",
                       f"{row['fgsm_top1'] * 100:.2f}%"]
         lines.append(f"| {row['variant']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

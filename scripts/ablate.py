@@ -3,11 +3,12 @@
     python scripts/ablate.py \
         --config=noisy_student_tf/configs/fashion_mnist_demo.py \
         --workdir=runs/ablation --variants=base,no_noise,hard_labels \
-        --iterations=1
+        --iterations=1 [--reuse=runs/fashion_mnist_demo]
 
 Variants (noisy_student_tf/ablation.py): base, no_noise, hard_labels,
 unlabel_ratio_1, no_balancing, init_from_teacher, from_scratch. Stages the variants
-share (the teacher, first-iteration labels) are computed once. Writes
+share (the teacher, first-iteration labels) are computed once, or copied
+from the --reuse run when their inputs match. Writes
 ablation.json, ablation.md and ablation.png into --workdir; rerunning
 resumes.
 """
@@ -24,6 +25,9 @@ _VARIANTS = flags.DEFINE_list(
     "variants", None, "Variants to run, in order (default: all).")
 _ITERATIONS = flags.DEFINE_integer(
     "iterations", 1, "Students per variant (the config's first N).")
+_REUSE = flags.DEFINE_string(
+    "reuse", None, "Workdir of a finished scripts/noisy_student.py run of "
+    "this experiment: stages whose inputs match are copied from it.")
 _NO_PROGRESS = flags.DEFINE_bool("no_progress", False,
                                  "Hide progress bars.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -37,7 +41,8 @@ def main(argv):
     ablation.run_ablation(
         config, _WORKDIR.value,
         variants=_VARIANTS.value or ablation.DEFAULT_VARIANTS,
-        iterations=_ITERATIONS.value, progress=not _NO_PROGRESS.value)
+        iterations=_ITERATIONS.value, progress=not _NO_PROGRESS.value,
+        reuse=_REUSE.value)
 
 
 if __name__ == "__main__":

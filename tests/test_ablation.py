@@ -80,7 +80,11 @@ def test_shared_stages_follow_the_inputs():
     keys = {name: dict(ablation.shared_stages(
         ablation.variant_config(config, name, 1)))
         for name in ("base", "hard_labels", "no_balancing")}
-    assert keys["base"] == keys["hard_labels"]
+    assert keys["base"]["iter1/filter"] == keys["hard_labels"]["iter1/filter"]
+    assert keys["base"]["iter1/student"] != \
+        keys["hard_labels"]["iter1/student"]
+    # The base variant's stages are the experiment's own (--reuse).
+    assert keys["base"] == dict(ablation.shared_stages(config))
     assert keys["base"]["teacher"] == keys["no_balancing"]["teacher"]
     assert keys["base"]["iter1/labels"] == keys["no_balancing"]["iter1/labels"]
     assert keys["base"]["iter1/filter"] != keys["no_balancing"]["iter1/filter"]
@@ -117,19 +121,26 @@ def test_table_rows_against_hand_values():
     # FGSM accuracy join the row.
     robust = report([0.85, 0.88])
     robust["robustness"] = {"models": {"student 2": {
-        "corruptions": {"mean_corruption_error": 0.25},
+        "corruptions": {"mean_corruption_error": 25.0},
         "adversarial": {"fgsm": {"2": 0.7, "8": 0.4}}}}}
     rows = ablation_report.summarize({"base": robust})
     assert rows[0]["fgsm_epsilon"] == "8"
     assert ablation_report.format_table(rows).splitlines()[-1] == (
-        "| base | 85.00% | 88.00% | 0.600 | +0.00 | 100 | 25.00% | 40.00% |")
+        "| base | 85.00% | 88.00% | 0.600 | +0.00 | 100 | 25.00 | 40.00% |")
 
 
 def test_ablate_binary_end_to_end(tmp_path):
+    # A first ablation's base variant stands in for a finished demo run
+    # (a driver workdir); the second ablation reuses its stages.
+    first = testing.run_script(
+        ["scripts/ablate.py", f"--config={CONFIG}",
+         f"--workdir={tmp_path / 'first'}", "--variants=base",
+         "--no_progress"])
+    assert first.returncode == 0, first.stderr[-3000:]
     workdir = tmp_path / "ablation"
     args = ["scripts/ablate.py", f"--config={CONFIG}",
             f"--workdir={workdir}", "--variants=base,no_noise",
-            "--no_progress"]
+            f"--reuse={tmp_path / 'first' / 'base'}", "--no_progress"]
     proc = testing.run_script(args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((workdir / "ablation.json").read_text())
@@ -137,9 +148,14 @@ def test_ablate_binary_end_to_end(tmp_path):
     for row in result["rows"]:
         assert len(row["student_top1"]) == 1
         assert row["num_pseudo_labeled"][0] > 0
-    # The teacher and the labels were computed once and copied.
-    assert proc.stdout.count("teacher: training") == 1
-    assert proc.stdout.count("labeling fashion_mnist") == 1
+        assert 0 <= row["corruption_error"] <= 100  # :quick runs the suite
+    # Only the no_noise student trained; the rest was copied.
+    assert "teacher: training" not in proc.stdout
+    assert "labeling fashion_mnist" not in proc.stdout
+    assert proc.stdout.count("iter1/student: training") == 1
+    first_base = json.loads(
+        (tmp_path / "first" / "ablation.json").read_text())["rows"][0]
+    assert result["rows"][0]["student_top1"] == first_base["student_top1"]
     copied = io_utils.read_stage_result(str(workdir / "no_noise" / "teacher"))
     assert copied["model_path"].startswith(str(workdir / "no_noise"))
     assert (workdir / "ablation.png").exists()
@@ -147,10 +163,14 @@ def test_ablate_binary_end_to_end(tmp_path):
     student = json.loads((workdir / "no_noise" / "iter1" / "student" /
                           "config.json").read_text())
     assert "randaug" not in student["pp"]["unlabeled"]
+    assert student["model"]["overrides"]["dropout_rate"] == 0.0
     # A rerun resumes: nothing is trained again.
     again = testing.run_script(args)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "training" not in again.stdout
-    bad = testing.run_script(args[:-2] + ["--variants=base,noise"])
+    bad = testing.run_script(args[:4] + ["--variants=base,noise"])
     assert bad.returncode == 1
     assert "unknown ablation variant 'noise'" in testing.last_line(bad.stderr)
+    missing = testing.run_script(args[:4] + [f"--reuse={tmp_path}"])
+    assert missing.returncode == 1
+    assert "--reuse takes the workdir" in testing.last_line(missing.stderr)
