@@ -27,9 +27,10 @@ RATIOS = {
         f"ours/{other} @{size}" for size in (32, 224)
         for other in ("keras-cv", "keras", "ceiling", "student train")],
     "pseudo_label": [
-        "label shards/inference (steady)",
-        "label shards/inference (steady, CPU time)",
-        "generate_pseudo_labels/inference (incl. load + trace)"],
+        f"{ratio}{teacher}" for teacher in ("", ", SVHN small-image teacher")
+        for ratio in ("label shards/inference (steady)",
+                      "label shards/inference (steady, CPU time)",
+                      "generate_pseudo_labels/inference (incl. load + trace)")],
     "labeling_memory": ["peak RSS 10x images/1x"],
 }
 

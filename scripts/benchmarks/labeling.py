@@ -49,12 +49,23 @@ def write_png_shards(directory, num_files, per_file, size=32):
     return os.path.join(directory, "unlabeled-*")
 
 
-def _save_teacher(path, tiny):
-    shrink = dict(width_coefficient=0.25, depth_coefficient=0.25) \
+def _save_teacher(path, tiny, small_image=False):
+    overrides = dict(width_coefficient=0.25, depth_coefficient=0.25) \
         if tiny else {}
     model = models.create_model("efficientnet_b0", num_classes=10,
-                                input_shape=(32, 32, 3), **shrink)
+                                input_shape=(32, 32, 3),
+                                small_image=small_image, **overrides)
     checkpoints.save_model_atomic(model, path)
+
+
+# (ratio-name suffix, note, small_image): the cheapest teacher a 32x32 job
+# could use (B0's ImageNet strides, 1x1 final features), where the input
+# work weighs most, and the SVHN recipe's own teacher (4x4 final features).
+TEACHERS = (
+    ("", "B0 (default strides)", False),
+    (", SVHN small-image teacher", "the SVHN recipe's small-image B0",
+     True),
+)
 
 
 def _in_memory_batches(count, batch_size):
@@ -111,7 +122,8 @@ def bench_pseudo_label(mode):
     saved teacher (B0, 32x32, 10 classes), batch and softmax on the same
     images already decoded and preprocessed in memory. Two comparisons:
     steady state (model loaded and traced on both sides) and whole calls
-    (model load and one trace included on both sides).
+    (model load and one trace included on both sides), for each of
+    `TEACHERS`.
 
     Args:
       mode: "full", "quick" or "smoke".
@@ -119,7 +131,40 @@ def bench_pseudo_label(mode):
     Returns:
       The section result dict.
     """
-    count = timing.by_mode(mode, 32768, 4096, 64)
+    rows, ratios, notes = [], {}, []
+    for suffix, label, small_image in TEACHERS:
+        # The small-image teacher is ~15x the FLOPs: fewer images.
+        count = timing.by_mode(mode, 32768, 4096, 64) // (
+            4 if small_image and mode != "smoke" else 1)
+        result = _bench_one_teacher(mode, count, small_image)
+        for r in result["rows"]:
+            rows.append(dict(r, name=r["name"] + suffix))
+        ratios.update({k + suffix: v for k, v in result["ratios"].items()})
+        notes.append(f"{label}: {count} images; fixed costs per labeling "
+                     f"call, median: model load {result['load_s']:.2f} s, "
+                     f"first batch incl. trace {result['trace_s']:.2f} s")
+    notes += [
+        "PNG 32x32 images in 4 TFRecord files, 2 output shards, batch "
+        f"{timing.by_mode(mode, 256, 256, 32)}, pp {LABEL_PP!r}, 10 classes",
+        "fixed: prediction records were built one by one in Python "
+        "(~80 us each, a sixth of B0's inference time per 32x32 image "
+        "here) and the teacher step was retraced per shard; now records "
+        "are built in the graph (features.prediction_examples), the step "
+        "is traced once per run, and the input maps are fused",
+        "what remains is the per-image input work in tf.data, ~90 us CPU "
+        "(per-record parse with tf.data's per-element overhead ~27 us; "
+        "decode's header/trailer checks, PNG decode and normalize ~45 us) "
+        "on the same 2 cores as the teacher: it weighs against the "
+        "default-strides B0's ~0.5 ms per image, not against the "
+        "small-image teacher's",
+    ]
+    if mode == "smoke":
+        notes.append("smoke: quarter-width/depth teachers, 64 images")
+    return dict(rows=rows, ratios=ratios, notes=notes)
+
+
+def _bench_one_teacher(mode, count, small_image):
+    """bench_pseudo_label for one teacher: rows, ratios, fixed costs."""
     batch_size = timing.by_mode(mode, 256, 256, 32)
     rounds = timing.by_mode(mode, 5, 3, 1)
     num_files, num_shards = 4, 2
@@ -129,7 +174,7 @@ def bench_pseudo_label(mode):
         source = ml_collections.ConfigDict(dict(kind="tfrecord",
                                                 pattern=pattern))
         teacher = os.path.join(root, "teacher.keras")
-        _save_teacher(teacher, tiny=mode == "smoke")
+        _save_teacher(teacher, tiny=mode == "smoke", small_image=small_image)
         batches = _in_memory_batches(count, batch_size)
         shard_model = checkpoints.load_model(teacher)
         predict_fn = predict.make_predict_fn(shard_model)
@@ -190,28 +235,9 @@ def bench_pseudo_label(mode):
         "generate_pseudo_labels/inference (incl. load + trace)": timing.ratio(
             rows, E2E_ROW, INFER_FIXED_ROW),
     }
-    notes = [
-        f"{count} PNG 32x32 images in {num_files} TFRecord files, "
-        f"{num_shards} output shards, batch {batch_size}, pp "
-        f"{LABEL_PP!r}, teacher B0 (default strides) with 10 classes",
-        "fixed costs per labeling call, median: model load "
-        f"{np.median(fixed['load_s']):.2f} s, first batch incl. trace "
-        f"{np.median(fixed['trace_s']):.2f} s",
-        "fixed: prediction records were built one by one in Python "
-        "(~80 us each, a sixth of B0's inference time per 32x32 image "
-        "here) and the teacher step was retraced per shard; now records "
-        "are built in the graph (features.prediction_examples), the step "
-        "is traced once per run, and the input maps are fused",
-        "what remains is the per-image input work in tf.data, ~90 us CPU "
-        "(per-record parse with tf.data's per-element overhead ~27 us; "
-        "decode's header/trailer checks, PNG decode and normalize ~45 us) "
-        "beside B0's ~0.4-0.7 ms CPU per 32x32 image on the same 2 "
-        "cores; heavier teachers (the SVHN small_image B0, ImageNet "
-        "sizes) dilute it",
-    ]
-    if mode == "smoke":
-        notes.append("smoke: quarter-width/depth teacher, 64 images")
-    return dict(rows=rows, ratios=ratios, notes=notes)
+    return dict(rows=rows, ratios=ratios,
+                load_s=float(np.median(fixed["load_s"])),
+                trace_s=float(np.median(fixed["trace_s"])))
 
 
 _MEMORY_CHILD = r"""
