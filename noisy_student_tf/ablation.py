@@ -17,9 +17,9 @@ Stages whose inputs are the same as an earlier variant's (the teacher,
 and the first iteration's labels and filter when the variant leaves the
 filter alone) are copied from it instead of being recomputed, so the
 variants differ only where they should; `reuse` names a finished run of
-the experiment (e.g. the demo's workdir) to copy from as well. `ablation.json` / `ablation.md`
-(with `ablation.png`) tabulate every variant's students side by side;
-rerunning resumes, as the driver does.
+the experiment (e.g. the demo's workdir) to copy from as well.
+`ablation.json` / `ablation.md` (with `ablation.png`) tabulate every
+variant's students side by side; rerunning resumes, as the driver does.
 """
 
 import json
