@@ -132,11 +132,12 @@ def bench_pseudo_label(mode):
       The section result dict.
     """
     rows, ratios, notes = [], {}, []
+    batch_size = timing.by_mode(mode, 256, 256, 32)
     for suffix, label, small_image in TEACHERS:
         # The small-image teacher is ~15x the FLOPs: fewer images.
         count = timing.by_mode(mode, 32768, 4096, 64) // (
             4 if small_image and mode != "smoke" else 1)
-        result = _bench_one_teacher(mode, count, small_image)
+        result = _bench_one_teacher(mode, count, batch_size, small_image)
         for r in result["rows"]:
             rows.append(dict(r, name=r["name"] + suffix))
         ratios.update({k + suffix: v for k, v in result["ratios"].items()})
@@ -145,7 +146,7 @@ def bench_pseudo_label(mode):
                      f"first batch incl. trace {result['trace_s']:.2f} s")
     notes += [
         "PNG 32x32 images in 4 TFRecord files, 2 output shards, batch "
-        f"{timing.by_mode(mode, 256, 256, 32)}, pp {LABEL_PP!r}, 10 classes",
+        f"{batch_size}, pp {LABEL_PP!r}, 10 classes",
         "fixed: prediction records were built one by one in Python "
         "(~80 us each, a sixth of B0's inference time per 32x32 image "
         "here) and the teacher step was retraced per shard; now records "
@@ -163,9 +164,8 @@ def bench_pseudo_label(mode):
     return dict(rows=rows, ratios=ratios, notes=notes)
 
 
-def _bench_one_teacher(mode, count, small_image):
+def _bench_one_teacher(mode, count, batch_size, small_image):
     """bench_pseudo_label for one teacher: rows, ratios, fixed costs."""
-    batch_size = timing.by_mode(mode, 256, 256, 32)
     rounds = timing.by_mode(mode, 5, 3, 1)
     num_files, num_shards = 4, 2
     root = tempfile.mkdtemp(prefix="bench_label_")
@@ -189,13 +189,13 @@ def _bench_one_teacher(mode, count, small_image):
             cpu_ms[name].append(1e3 * cpu_seconds / count)
 
         def inference(_):
-            timing = _time_inference(teacher, batches)
-            rates[INFER_ROW].append(timing["steady"])
-            rates[INFER_FIXED_ROW].append(timing["whole"])
-            cpu_ms[INFER_ROW].append(timing["steady_cpu"])
-            cpu_ms[INFER_FIXED_ROW].append(timing["whole_cpu"])
-            fixed["load_s"].append(timing["load_s"])
-            fixed["trace_s"].append(timing["trace_s"])
+            measured = _time_inference(teacher, batches)
+            rates[INFER_ROW].append(measured["steady"])
+            rates[INFER_FIXED_ROW].append(measured["whole"])
+            cpu_ms[INFER_ROW].append(measured["steady_cpu"])
+            cpu_ms[INFER_FIXED_ROW].append(measured["whole_cpu"])
+            fixed["load_s"].append(measured["load_s"])
+            fixed["trace_s"].append(measured["trace_s"])
 
         def shards(out):
             start, cpu_start = time.perf_counter(), time.process_time()
