@@ -141,8 +141,9 @@ def shared_stages(config):
         inputs = labels + [config.filter.to_dict()]
         stages.append((os.path.join("iter1", "labels"), _key(labels)))
         stages.append((os.path.join("iter1", "filter"), _key(inputs)))
-    student = inputs + [first.to_dict(), config.defaults.to_dict(),
-                        config.data.to_dict(), config.num_classes]
+    # Resolved like the teacher's (defaults, seed, data, classes); the
+    # paths the driver adds (teacher model, pseudo labels) are `inputs`.
+    student = inputs + [common.stage_config(config, first).to_dict()]
     stages.append((os.path.join("iter1", "student"), _key(student)))
     return stages
 
