@@ -63,7 +63,6 @@ def label_iteration(config, teacher_result, teacher_stage, iteration_dir,
         teacher_stage.pp.eval, labels_dir,
         num_shards=labeling.num_shards, shard_indices=shard_indices,
         batch_size=labeling.batch_size,
-        temperature=labeling.get("temperature", 1.0),
         skip_corrupt=config.defaults.get("skip_corrupt", False),
         has_true_labels=labeling.get("has_true_labels", False),
         progress=progress)

@@ -64,8 +64,14 @@ def _named_errors(dataset, source_config, pp_string):
         yield batch
 
 
-def make_predict_fn(model, temperature=1.0):
+def make_predict_fn(model):
     """The teacher's batched labeling step, traced once per run.
+
+    Probabilities are the plain softmax: like the reference
+    (noisystudent `predict_label.py`), labeling stores untempered
+    probabilities, so the filter's confidence thresholds see the teacher's
+    own confidence; the student's `temperature` tempers them once, when it
+    trains (`losses.targets_from_probabilities`).
 
     Returns a function `(images, ids) -> {"serialized", "classes",
     "confidence"}`: serialized prediction records (built in the graph,
@@ -77,7 +83,7 @@ def make_predict_fn(model, temperature=1.0):
     @tf.function
     def step(images, ids):
         logits = tf.cast(model(images, training=False), tf.float32)
-        probabilities = tf.nn.softmax(logits / temperature)
+        probabilities = tf.nn.softmax(logits)
         return {"serialized": features.prediction_examples(probabilities,
                                                            ids),
                 "classes": tf.argmax(probabilities, -1),
@@ -92,11 +98,11 @@ def make_predict_fn(model, temperature=1.0):
 
 
 def label_shard(model, source_config, pp_string, output_dir, index, count,
-                *, batch_size=256, temperature=1.0, skip_corrupt=False,
+                *, batch_size=256, skip_corrupt=False,
                 has_true_labels=False, predict_fn=None):
     """Predicts shard `index` of `count` and commits it; returns its info.
 
-    `predict_fn` (from `make_predict_fn(model, temperature)`) lets several
+    `predict_fn` (from `make_predict_fn(model)`) lets several
     shards share one traced step; by default one is made here.
     """
     source = sources.make_source(source_config, shard=(index, count))
@@ -104,7 +110,7 @@ def label_shard(model, source_config, pp_string, output_dir, index, count,
     if skip_corrupt:
         expected = int(source.reduce(np.int64(0), lambda n, _: n + 1))
     dataset = _labeling_dataset(source, pp_string, batch_size, skip_corrupt)
-    predict = predict_fn or make_predict_fn(model, temperature)
+    predict = predict_fn or make_predict_fn(model)
 
     correct = 0
     confidence_sum = 0.0
@@ -133,8 +139,7 @@ def label_shard(model, source_config, pp_string, output_dir, index, count,
 
 def generate_pseudo_labels(teacher_path, source_config, pp_string,
                            output_dir, *, num_shards=1, shard_indices=None,
-                           batch_size=256, temperature=1.0,
-                           skip_corrupt=False, has_true_labels=False,
+                           batch_size=256, skip_corrupt=False, has_true_labels=False,
                            progress=True):
     """Labels every (or the given) shard with the teacher at `teacher_path`.
 
@@ -146,7 +151,6 @@ def generate_pseudo_labels(teacher_path, source_config, pp_string,
       num_shards: K; shard k holds source shard (k, K).
       shard_indices: which shards this host labels (default all).
       batch_size: inference batch size.
-      temperature: softmax temperature of the stored probabilities.
       skip_corrupt: drop undecodable images (counted in the info file).
       has_true_labels: the source's labels are real (report accuracy).
       progress: print a progress bar over shards.
@@ -166,14 +170,14 @@ def generate_pseudo_labels(teacher_path, source_config, pp_string,
         for i in todo])
     start = time.time()
     model = checkpoints.load_model(teacher_path) if todo else None
-    predict_fn = make_predict_fn(model, temperature) if todo else None
+    predict_fn = make_predict_fn(model) if todo else None
     bar = keras.utils.Progbar(len(indices), unit_name="shard",
                               verbose=1 if progress else 0)
     bar.update(len(indices) - len(todo))
     for done, index in enumerate(todo, start=len(indices) - len(todo) + 1):
         label_shard(model, source_config, pp_string, output_dir, index,
                     num_shards, batch_size=batch_size,
-                    temperature=temperature, skip_corrupt=skip_corrupt,
+                    skip_corrupt=skip_corrupt,
                     has_true_labels=has_true_labels, predict_fn=predict_fn)
         bar.update(done)
     infos = [tfrecord_io.read_info(output_dir, tfrecord_io.PREDICTIONS, i,

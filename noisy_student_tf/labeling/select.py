@@ -64,11 +64,14 @@ def confidence_histogram(labels_dir, filter_dir, num_shards, num_classes):
 
 
 def select_thresholds(histogram, num_image, min_threshold=0.3, max_prob=2.0,
-                      use_top=True):
+                      use_top=True, use_all=False):
     """Per class (threshold, total images at or above it).
 
     With `use_top`, stop at the highest bin where the running total reaches
     `num_image`; otherwise (or if never reached) stop at `min_threshold`.
+    `use_all` always walks down to `min_threshold`: every image above it is
+    kept once (filter_unlabel.py `get_threshold` skips the `use_top` stop
+    when `use_all` is set).
     """
     min_bin = int(math.ceil(min_threshold * 100 - 1e-6))
     thresholds = []
@@ -78,7 +81,7 @@ def select_thresholds(histogram, num_image, min_threshold=0.3, max_prob=2.0,
             if b / 100 >= max_prob or b < min_bin:
                 continue
             total += int(counts[b])
-            if use_top and total >= num_image:
+            if use_top and not use_all and total >= num_image:
                 chosen = b
                 break
             if b == min_bin:
@@ -205,7 +208,7 @@ def filter_and_balance(source_config, labels_dir, filter_dir, num_shards,
     if num_image is None:
         num_image = max(1, total_predictions // num_classes)
     thresholds = select_thresholds(histogram, num_image, min_threshold,
-                                   max_prob, use_top)
+                                   max_prob, use_top, use_all)
     io_utils.atomic_write_json(os.path.join(filter_dir, "thresholds.json"),
                                {str(c): t for c, t in enumerate(thresholds)})
     infos = [write_filtered_shard(

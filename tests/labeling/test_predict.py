@@ -7,14 +7,17 @@ import sys
 import textwrap
 import time
 
+import keras
 import ml_collections
 import numpy as np
 import tensorflow as tf
 
 from noisy_student_tf import models
+from noisy_student_tf.data import features
 from noisy_student_tf.labeling import predict
 from noisy_student_tf.labeling import tfrecord_io
 from noisy_student_tf.training import checkpoints
+from noisy_student_tf.training import losses
 from tests import testing
 
 PP = testing.PP
@@ -124,3 +127,25 @@ def test_killed_labeling_rerun_labels_every_example_exactly_once(tmp_path):
     assert len(ids) == 4000 and sorted(ids) == list(range(4000))
     leftovers = [p for p in os.listdir(out) if ".tmp-" in p]
     assert leftovers == []
+
+
+def test_labels_store_the_plain_softmax_and_the_student_tempers_once():
+    # Reference semantics (noisystudent predict_label.py + main.py): the
+    # stored probabilities are softmax(logits); a student temperature T
+    # turns them into softmax(logits / T) at training time, once.
+    logits = np.array([[2.0, 0.0, -1.0], [0.5, 0.4, 0.1]], np.float32)
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x)(inputs))
+    out = predict.make_predict_fn(model)(tf.constant(logits),
+                                         tf.constant([0, 1], tf.int64))
+    stored = np.stack([features.parse_prediction(s, 3)["probabilities"]
+                       for s in out["serialized"].numpy()])
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    np.testing.assert_allclose(stored, e / e.sum(-1, keepdims=True),
+                               rtol=1e-5)
+    # Hand values: softmax([2, 0, -1] / 2) = [0.6285, 0.2312, 0.1402].
+    tempered = losses.targets_from_probabilities(
+        stored, "soft", temperature=2.0).numpy()
+    np.testing.assert_allclose(tempered[0], [0.6285, 0.2312, 0.1402],
+                               atol=1e-4)
+

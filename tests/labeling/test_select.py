@@ -22,6 +22,22 @@ def test_thresholds_walk_down_until_target_or_min():
     assert got[2] == (0.30, 0)
 
 
+def test_use_all_walks_down_to_min_threshold():
+    # filter_unlabel.py: with use_all the num_image stop is skipped, so each
+    # class's threshold is min_threshold and its total counts every image
+    # above it (class 0 would stop at 0.80 with 150 images otherwise).
+    hist = np.zeros((2, 101), np.int64)
+    hist[0, 95], hist[0, 80], hist[0, 40], hist[0, 20] = 50, 100, 30, 7
+    hist[1, 60] = 5
+    got = select.select_thresholds(hist, num_image=120, min_threshold=0.3,
+                                   use_all=True)
+    assert got == [(0.30, 180), (0.30, 5)]
+    rng = np.random.RandomState(0)
+    # Kept exactly once whatever num_image / total says.
+    assert [select.copies_for(p, 0, got, 120, 2.0, rng, use_all=True)
+            for p in (0.95, 0.41, 0.30, 0.29)] == [1, 1, 1, 0]
+
+
 def test_bins_put_edges_in_the_right_bin():
     np.testing.assert_array_equal(
         select._bins([0.3, 0.2999, 1.0, 0.0, 0.995]), [30, 29, 100, 0, 99])
@@ -52,7 +68,8 @@ def _write_predictions(directory, shard, count, probabilities, ids):
         writer.commit({"mean_confidence": 0.0})
 
 
-def test_filter_and_balance_counts_are_exact(tmp_path, monkeypatch):
+def _filter_sixty(tmp_path, monkeypatch, **options):
+    """Filters 60 hand-made predictions over 3 classes (2 shards)."""
     rng = np.random.RandomState(1)
     n, classes = 60, 3
     images = rng.randint(0, 255, (n, 8, 8, 1)).astype(np.uint8)
@@ -70,16 +87,23 @@ def test_filter_and_balance_counts_are_exact(tmp_path, monkeypatch):
         sources.array_source(images, labels, shard=shard))
     stats = select.filter_and_balance(
         None, str(tmp_path / "labels"), str(tmp_path / "filter"), 2,
-        classes, min_threshold=0.3, num_image=40, plots=True)
+        classes, min_threshold=0.3, num_image=40, **options)
+    records = list(tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(
+        select.filtered_pattern(str(tmp_path / "filter"))))).map(
+            lambda s: features.parse_pseudo_label(s, classes)))
+    return stats, records, images, probs
+
+
+def test_filter_and_balance_counts_are_exact(tmp_path, monkeypatch):
+    classes = 3
+    stats, records, images, probs = _filter_sixty(tmp_path, monkeypatch,
+                                                  plots=True)
     # Class 1: 40 images at 0.90 reach the target at threshold 0.90, so the
     # ten at 0.45 are dropped and each kept image is written once. Class 2:
     # only 10 images down to 0.30, each duplicated 40 / 10 = 4 times.
     assert stats["thresholds"] == [0.3, 0.9, 0.3]
     assert stats["per_class_before"] == [0, 50, 10]
     assert stats["per_class_after"] == [0, 40, 40]
-    records = list(tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(
-        select.filtered_pattern(str(tmp_path / "filter"))))).map(
-            lambda s: features.parse_pseudo_label(s, classes)))
     assert len(records) == 80
     ids = [int(r["id"]) for r in records]
     assert sorted(set(ids)) == list(range(50))
@@ -94,6 +118,17 @@ def test_filter_and_balance_counts_are_exact(tmp_path, monkeypatch):
         np.testing.assert_array_equal(decoded, images[record_id])
     assert (tmp_path / "filter" / "class_counts.png").exists()
     assert (tmp_path / "filter" / "confidence_hist.png").exists()
+
+
+def test_use_all_keeps_every_image_above_min_threshold_once(tmp_path,
+                                                           monkeypatch):
+    stats, records, _, _ = _filter_sixty(tmp_path, monkeypatch,
+                                         use_all=True, plots=False)
+    # Not capped at num_image=40: class 1's ten 0.45 images are kept too,
+    # and class 2's ten are not duplicated.
+    assert stats["thresholds"] == [0.3, 0.3, 0.3]
+    assert stats["per_class_after"] == [0, 50, 10]
+    assert sorted(int(r["id"]) for r in records) == list(range(60))
 
 
 def test_mismatched_source_and_predictions_are_refused(tmp_path,
