@@ -202,6 +202,12 @@ def run(config, workdir, progress=True):
         })
         current, current_stage = result, stage
 
+    # === Ceiling: the last student's architecture on every label ===
+    if _enabled(config.get("ceiling")):
+        ceiling = common.stage_config(config, ceiling_of(config))
+        report["ceiling"] = _summary(
+            run_stage("ceiling", ceiling, workdir, progress))
+
     # === Resolution finetune, export ===
     if config.get("finetune") and config.finetune.get("enabled", True):
         stage = finetune_stage(config, current_stage, current)
@@ -217,8 +223,24 @@ def run(config, workdir, progress=True):
             config, report, workdir, progress)
     report["wall_seconds"] = _wall_seconds(workdir, start)
     from noisy_student_tf import report as report_lib
+    report_lib.add_gains(report)
     report_lib.write_report(config, report, workdir)
     return report
+
+
+def _enabled(block):
+    return bool(block) and block.get("enabled", True)
+
+
+def ceiling_of(config):
+    """The ceiling stage: `config.ceiling` (its labeled data is the full
+    labeled pool), with the last student's model unless it names one."""
+    ceiling = config.ceiling.to_dict()
+    ceiling.pop("enabled", None)
+    students = students_of(config)
+    last = students[-1] if students else config.teacher
+    ceiling.setdefault("model", last.model.to_dict())
+    return ml_collections.ConfigDict(ceiling)
 
 
 def export_final(result, stage, workdir):

@@ -21,40 +21,77 @@ def _rows(report):
         rows.append((f"student {index}", iteration["student"]))
     if report.get("finetune"):
         rows.append(("finetuned", report["finetune"]))
+    if report.get("ceiling"):
+        rows.append(("ceiling", report["ceiling"]))
     return rows
 
 
+def add_gains(report):
+    """Adds each iteration's `error_ratio` (its error / the baseline's) and,
+    with a ceiling stage, `gap_closed` = (student - baseline) / (ceiling -
+    baseline) in top-1: the share of the labeled-only model's distance to
+    the all-labels model that the unlabeled data made up."""
+    base = (report.get("baseline") or report["teacher"]).get("top1")
+    ceiling = (report.get("ceiling") or {}).get("top1")
+    for iteration in report["iterations"]:
+        top1 = iteration["student"].get("top1")
+        if top1 is None or base is None:
+            continue
+        if base < 1.0:
+            iteration["error_ratio"] = (1.0 - top1) / (1.0 - base)
+        if ceiling is not None and ceiling != base:
+            iteration["gap_closed"] = (top1 - base) / (ceiling - base)
+    return report
+
+
 def format_table(report):
-    """Markdown table: model, top-1, error, error vs baseline, steps."""
+    """Markdown table: model, top-1, error, error vs baseline, gap closed
+    (with a ceiling stage), steps."""
     baseline = report.get("baseline") or report["teacher"]
     base_error = 1.0 - baseline["top1"] if baseline.get("top1") else None
-    lines = ["| stage | model | top-1 | error | error / baseline | steps |",
-             "|---|---|---|---|---|---|"]
+    gaps = {f"student {i}": it.get("gap_closed") for i, it in
+            enumerate(report["iterations"], start=1)}
+    lines = ["| stage | model | top-1 | error | error / baseline | "
+             "gap closed | steps |", "|---|---|---|---|---|---|---|"]
     for name, row in _rows(report):
         top1 = row.get("top1")
-        error = 1.0 - top1 if top1 is not None else None
-        ratio = (f"{error / base_error:.3f}"
-                 if error is not None and base_error else "-")
+        if top1 is None:
+            lines.append(f"| {name} | {row.get('model')} | - | - | - | - "
+                         "| - |")
+            continue
+        error = 1.0 - top1
+        ratio = f"{error / base_error:.3f}" if base_error else "-"
+        gap = f"{gaps[name]:.0%}" if gaps.get(name) is not None else "-"
         lines.append(
-            f"| {name} | {row.get('model')} | "
-            f"{top1 * 100:.2f}% | {error * 100:.2f}% | {ratio} | "
-            f"{row.get('steps')} |" if top1 is not None else
-            f"| {name} | {row.get('model')} | - | - | - | - |")
+            f"| {name} | {row.get('model')} | {top1 * 100:.2f}% | "
+            f"{error * 100:.2f}% | {ratio} | {gap} | {row.get('steps')} |")
     return "\n".join(lines)
 
 
 def plot_accuracy(report, path):
-    rows = _rows(report)
+    """Bars for the teacher, baseline and students; the baseline and the
+    all-labels ceiling as dashed lines, so the gap closed is visible."""
+    rows = [(name, row) for name, row in _rows(report) if name != "ceiling"]
     names = [name for name, _ in rows]
     values = [100 * (row.get("top1") or 0) for _, row in rows]
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows)), 3.5))
     bars = ax.bar(names, values, color=["#777777"] + ["#228833"] *
                   (len(rows) - 1))
     ax.bar_label(bars, fmt="%.2f")
+    lines = [(report.get("baseline") or report["teacher"], "baseline",
+              "#777777")]
+    if report.get("ceiling"):
+        lines.append((report["ceiling"], "ceiling (all labels)", "#aa3377"))
+    for row, label, color in lines:
+        if row.get("top1") is not None:
+            ax.axhline(100 * row["top1"], ls="--", lw=1, color=color,
+                       label=f"{label} {100 * row['top1']:.2f}")
+            values.append(100 * row["top1"])
+    ax.legend(fontsize=8, loc="lower right")
     low = min(values) if values else 0
     ax.set_ylim(max(0, low - 5), min(100, max(values + [0]) + 2))
     ax.set_ylabel("test top-1 (%)")
-    ax.set_title("Teacher vs noised students")
+    ax.set_title("Baseline, noised students and ceiling")
     fig.tight_layout()
     io_utils.atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
@@ -90,8 +127,9 @@ def write_report(config, report, workdir):
     stages = [("teacher", os.path.join(workdir, "teacher"))]
     stages += [(f"student {i}", os.path.join(workdir, f"iter{i}", "student"))
                for i in range(1, len(report["iterations"]) + 1)]
-    if report.get("finetune"):
-        stages.append(("finetune", os.path.join(workdir, "finetune")))
+    for name in ("finetune", "ceiling"):
+        if report.get(name):
+            stages.append((name, os.path.join(workdir, name)))
     plot_training_curves(stages, os.path.join(workdir, "training_loss.png"))
     table = format_table(report)
     lines = [f"# Noisy Student report: {config.get('name', 'experiment')}",

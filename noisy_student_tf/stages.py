@@ -18,7 +18,7 @@ def _iteration(name):
     match = re.fullmatch(r"iter(\d+)", name)
     if not match or int(match.group(1)) < 1:
         raise ValueError(f"stage must be teacher, baseline, iter<N> (N >= 1)"
-                         f" or finetune, got {name!r}")
+                         f", ceiling or finetune, got {name!r}")
     return int(match.group(1))
 
 
@@ -56,6 +56,10 @@ def train_named_stage(config, workdir, name, progress=True):
             raise ValueError("this config has no baseline stage (the "
                              "teacher is the baseline)")
         stage = common.stage_config(config, config.baseline)
+    elif name == "ceiling":
+        if not config.get("ceiling"):
+            raise ValueError("this config has no ceiling stage")
+        stage = common.stage_config(config, loop.ceiling_of(config))
     elif name == "finetune":
         if not config.get("finetune"):
             raise ValueError("this config has no finetune stage")

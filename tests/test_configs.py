@@ -35,7 +35,7 @@ NOT_EXPERIMENTS = {"common"}
 # The variants each config's docstring documents. Config files not listed
 # get `None` and, when they accept it, `quick` (see _variants).
 DOCUMENTED = {
-    "fashion_mnist_demo": [None, "quick", "full"],
+    "fashion_mnist_demo": [None, "quick", "full", "quick,ceiling"],
     "svhn_b0": [None, "quick", "offline", "data_dir=/tmp/tfds",
                 "offline,quick,data_dir=/tmp/tfds"],
     "imagenet_b7_to_l2": (
@@ -126,6 +126,9 @@ def _stages(config):
     if config.get("finetune") and config.finetune.get("enabled", True):
         stages.append(("finetune", finetune.finetune_config(
             config, last, "/nonexistent/model.keras")))
+    if config.get("ceiling") and config.ceiling.get("enabled", True):
+        stages.append(("ceiling", common.stage_config(
+            config, loop.ceiling_of(config))))
     return stages
 
 
@@ -342,3 +345,16 @@ def test_mixer_recipe_numbers():
     assert teacher.model.overrides.stochastic_depth_rate == 0.1
     assert student.unlabel_ratio > 0
     assert not loop.students_of(_get_config("mixer_b16", "baseline"))
+
+
+def test_demo_ceiling_is_the_last_student_on_every_label():
+    config = _get_config("fashion_mnist_demo", "full")
+    ceiling = common.stage_config(config, loop.ceiling_of(config))
+    last = list(config.students.values())[-1]
+    assert common.model_key(ceiling) == common.model_key(last)
+    # All 60,000 training labels: no per-class selection.
+    assert ceiling.data.labeled.to_dict() == dict(
+        kind="fashion_mnist", split="train", num_classes=10)
+    assert ceiling.data.eval.to_dict() == dict(config.data.eval.to_dict(),
+                                               num_classes=10)
+    assert not _get_config("fashion_mnist_demo", None).ceiling.enabled

@@ -67,3 +67,18 @@ def test_per_stage_binaries_share_the_layout(tmp_path):
         proc = testing.run_script(step[:1] + common + step[1:])
         assert proc.returncode == 0, (step, proc.stderr[-3000:])
     assert (tmp_path / "staged" / "iter1" / "student" / "result.json").exists()
+
+
+def test_ceiling_stage_trains_on_every_label(tmp_path):
+    workdir = tmp_path / "ceiling"
+    proc = testing.run_script([
+        "scripts/train.py", "--stage=ceiling", "--no_progress",
+        f"--config={CONFIG},ceiling", f"--workdir={workdir}"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = json.loads((workdir / "ceiling" / "config.json").read_text())
+    # The quick demo's ceiling: the student model on 600 unselected labels.
+    assert config["data"]["labeled"] == dict(
+        kind="fashion_mnist", split="train", limit=600, num_classes=10)
+    assert config["model"]["overrides"]["width_coefficient"] == 0.25
+    result = json.loads((workdir / "ceiling" / "result.json").read_text())
+    assert 0.0 <= result["eval"]["top1"] <= 1.0
