@@ -7,6 +7,10 @@ sub-directory of the ablation workdir:
     base               the config as written
     no_noise           students without input noise, dropout or
                        stochastic depth (pp noise ops removed)
+    no_input_noise     only the pp noise ops removed (Table 6's rows)
+    no_model_noise     only dropout and stochastic depth removed
+    teacher_size_students  students of the teacher's architecture (for
+                       recipes whose students are larger)
     hard_labels        students fit the teacher's argmax (label_type=hard)
     unlabel_ratio_1    one unlabeled image per labeled image
     no_balancing       every pseudo label above the threshold, once
@@ -53,16 +57,29 @@ def strip_noise(pp_string):
     return "|".join(kept)
 
 
-def _without_noise(student):
+def _without_input_noise(student):
     for key in ("labeled", "unlabeled"):
         if student.pp.get(key):
             student.pp[key] = strip_noise(student.pp[key])
+
+
+def _without_model_noise(student):
     overrides = dict(student.model.get("overrides") or {})
     valid = models.valid_overrides(student.model.name)
     for key in ("dropout_rate", "stochastic_depth_rate"):
         if key in valid:
             overrides[key] = 0.0
     student.model.overrides = overrides
+
+
+def _without_noise(student):
+    _without_input_noise(student)
+    _without_model_noise(student)
+
+
+def _teacher_size_students(config):
+    for student in config.students.values():
+        student.model = config.teacher.model.to_dict()
 
 
 def _set(key, value):
@@ -77,6 +94,13 @@ VARIANTS = {
     "no_noise": (_without_noise, None,
                  "students without RandAugment/flip/crop/cutout, dropout "
                  "and stochastic depth"),
+    # The paper's Table 6 removes input and model noise separately.
+    "no_input_noise": (_without_input_noise, None,
+                       "students without RandAugment/flip/crop/cutout"),
+    "no_model_noise": (_without_model_noise, None,
+                       "students without dropout and stochastic depth"),
+    "teacher_size_students": (None, _teacher_size_students,
+                              "students of the teacher's architecture"),
     "hard_labels": (_set("label_type", "hard"), None,
                     "students fit the teacher's argmax"),
     "unlabel_ratio_1": (_set("unlabel_ratio", 1), None,
@@ -88,7 +112,8 @@ VARIANTS = {
     "from_scratch": (_set("init_from_teacher", False), None,
                      "students start from random weights"),
 }
-DEFAULT_VARIANTS = tuple(VARIANTS)
+# teacher_size_students only differs from base when students are larger.
+DEFAULT_VARIANTS = tuple(v for v in VARIANTS if v != "teacher_size_students")
 
 
 def variant_config(config, name, iterations=None):

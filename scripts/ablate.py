@@ -5,10 +5,12 @@
         --workdir=runs/ablation --variants=base,no_noise,hard_labels \
         --iterations=1 [--reuse=runs/fashion_mnist_demo]
 
-Variants (noisy_student_tf/ablation.py): base, no_noise, hard_labels,
-unlabel_ratio_1, no_balancing, init_from_teacher, from_scratch. Stages the variants
-share (the teacher, first-iteration labels) are computed once, or copied
-from the --reuse run when their inputs match. Writes
+Variants (noisy_student_tf/ablation.py): base, no_noise, no_input_noise,
+no_model_noise, hard_labels, unlabel_ratio_1, no_balancing,
+init_from_teacher, from_scratch, and teacher_size_students (not run by
+default). Stages the variants share (the teacher, first-iteration labels)
+are computed once, or copied from the --reuse run when their inputs
+match. Writes
 ablation.json, ablation.md and ablation.png into --workdir; rerunning
 resumes.
 """

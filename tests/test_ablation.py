@@ -42,6 +42,14 @@ def test_variant_configs_change_only_their_knob():
         # The model's shape knobs stay.
         assert student.model.overrides.width_coefficient == \
             config.students.iter1.model.overrides.width_coefficient
+    inputs_only = ablation.variant_config(config, "no_input_noise")
+    model_only = ablation.variant_config(config, "no_model_noise")
+    for key in ("iter1", "iter2"):
+        plain, noisy = inputs_only.students[key], model_only.students[key]
+        assert "randaug" not in plain.pp.unlabeled
+        assert plain.model.overrides.dropout_rate == 0.2
+        assert noisy.pp.unlabeled == config.students[key].pp.unlabeled
+        assert noisy.model.overrides.stochastic_depth_rate == 0.0
     # The teacher keeps its noise: only students are ablated.
     assert quiet.teacher.pp.labeled == config.teacher.pp.labeled
     assert ablation.variant_config(
@@ -54,6 +62,11 @@ def test_variant_configs_change_only_their_knob():
         config, "init_from_teacher").students.iter1.init_from_teacher
     assert not ablation.variant_config(
         config, "from_scratch").students.iter2.init_from_teacher
+    wide = ablation.variant_config(config, "base")
+    wide.students.iter1.model.overrides.width_coefficient = 0.5
+    same = ablation.variant_config(wide, "teacher_size_students")
+    assert same.students.iter1.model.to_dict() == \
+        config.teacher.model.to_dict()
     # The input config is untouched.
     assert config.students.iter1.label_type == "soft"
     assert "randaug" in config.students.iter1.pp.labeled
