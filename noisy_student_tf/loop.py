@@ -202,6 +202,10 @@ def run(config, workdir, progress=True):
         })
         current, current_stage = result, stage
 
+    # === Fair baselines: each larger student's architecture, labels only ===
+    if _enabled(config.get("student_baselines")):
+        run_student_baselines(config, report, workdir, progress)
+
     # === Ceiling: the last student's architecture on every label ===
     if _enabled(config.get("ceiling")):
         ceiling = common.stage_config(config, ceiling_of(config))
@@ -226,6 +230,27 @@ def run(config, workdir, progress=True):
     report_lib.add_gains(report)
     report_lib.write_report(config, report, workdir)
     return report
+
+
+def run_student_baselines(config, report, workdir, progress=True):
+    """Trains each student architecture that differs from the teacher's on
+    the labeled data alone (the teacher's recipe, `student_baselines`
+    overrides on top) into `iter{i}/baseline`, once per architecture, and
+    records it as that iteration's `baseline`: a larger student is compared
+    with its own architecture, not with its smaller teacher."""
+    done = {common.model_key(config.teacher): report["teacher"]}
+    overrides = config.student_baselines.to_dict()
+    overrides.pop("enabled", None)
+    for index, student in enumerate(students_of(config), start=1):
+        key = common.model_key(student)
+        if key not in done:
+            stage = common.stage_config(
+                config, config.teacher, model=student.model.to_dict(),
+                **overrides)
+            done[key] = _summary(run_stage(
+                os.path.join(f"iter{index}", "baseline"), stage, workdir,
+                progress))
+        report["iterations"][index - 1]["baseline"] = done[key]
 
 
 def _enabled(block):

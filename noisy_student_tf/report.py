@@ -17,7 +17,12 @@ def _rows(report):
     baseline = report.get("baseline")
     if baseline and baseline.get("same_as") != "teacher":
         rows.append(("baseline", baseline))
+    seen = [report["teacher"]]
     for index, iteration in enumerate(report["iterations"], start=1):
+        own = iteration.get("baseline")
+        if own and own not in seen:  # a larger student's own baseline
+            rows.append((f"baseline {index}", own))
+            seen.append(own)
         rows.append((f"student {index}", iteration["student"]))
     if report.get("finetune"):
         rows.append(("finetuned", report["finetune"]))
@@ -27,13 +32,16 @@ def _rows(report):
 
 
 def add_gains(report):
-    """Adds each iteration's `error_ratio` (its error / the baseline's) and,
+    """Adds each iteration's `error_ratio` (its error / its baseline's) and,
     with a ceiling stage, `gap_closed` = (student - baseline) / (ceiling -
     baseline) in top-1: the share of the labeled-only model's distance to
     the all-labels model that the unlabeled data made up."""
-    base = (report.get("baseline") or report["teacher"]).get("top1")
+    default = (report.get("baseline") or report["teacher"]).get("top1")
     ceiling = (report.get("ceiling") or {}).get("top1")
     for iteration in report["iterations"]:
+        # A student with a baseline of its own architecture is compared
+        # with it (driver `student_baselines`).
+        base = (iteration.get("baseline") or {}).get("top1", default)
         top1 = iteration["student"].get("top1")
         if top1 is None or base is None:
             continue
@@ -51,6 +59,8 @@ def format_table(report):
     base_error = 1.0 - baseline["top1"] if baseline.get("top1") else None
     gaps = {f"student {i}": it.get("gap_closed") for i, it in
             enumerate(report["iterations"], start=1)}
+    ratios = {f"student {i}": it.get("error_ratio") for i, it in
+              enumerate(report["iterations"], start=1)}
     lines = ["| stage | model | top-1 | error | error / baseline | "
              "gap closed | steps |", "|---|---|---|---|---|---|---|"]
     for name, row in _rows(report):
@@ -60,7 +70,10 @@ def format_table(report):
                          "| - |")
             continue
         error = 1.0 - top1
-        ratio = f"{error / base_error:.3f}" if base_error else "-"
+        ratio = ratios.get(name)
+        if ratio is None and base_error and not name.startswith("baseline "):
+            ratio = error / base_error
+        ratio = f"{ratio:.3f}" if ratio is not None else "-"
         gap = f"{gaps[name]:.0%}" if gaps.get(name) is not None else "-"
         lines.append(
             f"| {name} | {row.get('model')} | {top1 * 100:.2f}% | "

@@ -35,7 +35,8 @@ NOT_EXPERIMENTS = {"common"}
 # The variants each config's docstring documents. Config files not listed
 # get `None` and, when they accept it, `quick` (see _variants).
 DOCUMENTED = {
-    "fashion_mnist_demo": [None, "quick", "full", "quick,ceiling"],
+    "fashion_mnist_demo": [None, "quick", "full", "quick,ceiling", "paper",
+                           "quick,paper"],
     "svhn_b0": [None, "quick", "offline", "data_dir=/tmp/tfds",
                 "offline,quick,data_dir=/tmp/tfds"],
     "imagenet_b7_to_l2": (

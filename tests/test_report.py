@@ -44,3 +44,18 @@ def test_plot_draws_baseline_and_ceiling(tmp_path):
     path = tmp_path / "accuracy.png"
     report_lib.plot_accuracy(report_lib.add_gains(_report()), str(path))
     assert path.stat().st_size > 0
+
+
+def test_a_larger_student_is_compared_with_its_own_baseline():
+    report = _report()
+    own = {"top1": 0.87, "model": "b0-wide", "steps": 10}
+    report["iterations"][1]["baseline"] = own
+    report["iterations"][1]["student"]["model"] = "b0-wide"
+    report_lib.add_gains(report)
+    second = report["iterations"][1]
+    # Error 10% vs its own baseline's 13%; (90 - 87) / (95 - 87).
+    assert second["error_ratio"] == pytest.approx(10 / 13)
+    assert second["gap_closed"] == pytest.approx(3 / 8)
+    table = report_lib.format_table(report)
+    assert "| baseline 2 | b0-wide | 87.00% | 13.00% | - | - | 10 |" in table
+    assert "| student 2 | b0-wide | 90.00% | 10.00% | 0.769 | 38% |" in table

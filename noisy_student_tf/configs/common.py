@@ -64,7 +64,7 @@ STAGE_KEYS = frozenset({
 EXPERIMENT_KEYS = frozenset({
     "name", "seed", "num_classes", "channels", "class_names", "data",
     "defaults", "teacher", "baseline", "students", "labeling", "filter",
-    "finetune", "export", "robustness", "ceiling",
+    "finetune", "export", "robustness", "ceiling", "student_baselines",
 })
 
 

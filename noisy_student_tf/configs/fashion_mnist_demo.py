@@ -22,8 +22,11 @@ Variants: default (~20 min on 2 CPU cores; students start from their
 teacher and train briefly), `:full` (longer: a longer teacher, students
 from scratch for many more steps, and the ceiling), `:ceiling` (adds the
 last student's architecture trained on all 60,000 labels, for
-`gap_closed`), `:quick` (seconds; the end-to-end and fault tests; standard
-strides). Results and runtimes: see the README.
+`gap_closed`), `:paper` (`:full` with students that grow, 0.25 -> 0.375
+-> 0.5 -> 0.5 of B0's width and depth over three iterations, each with a
+labeled-only baseline of its own architecture; many hours here), `:quick`
+(seconds; the end-to-end and fault tests; standard strides). Results and
+runtimes: see the README.
 """
 
 import copy
@@ -40,12 +43,15 @@ UNLABELED_KEYS = '|keep("image", "label", "probabilities")'
 
 
 def get_config(arg=None):
-    arg = common.parse_arg(arg, quick=False, full=False, ceiling=False)
+    arg = common.parse_arg(arg, quick=False, full=False, ceiling=False,
+                           paper=False)
     if arg.quick and arg.full:
         raise ValueError("choose one of :quick and :full")
+    arg.full = arg.full or arg.paper
     c = common.make_config()
     c.name = "fashion_mnist_demo" + (
-        ":quick" if arg.quick else ":full" if arg.full else "")
+        ":quick" if arg.quick else ":paper" if arg.paper else
+        ":full" if arg.full else "")
     c.seed = 0
     c.num_classes = 10
     c.channels = 1
@@ -93,6 +99,8 @@ def get_config(arg=None):
     # Deep copies: ConfigDict keeps shared dicts shared, and an override of
     # one student's model must not change the other's.
     c.students = dict(iter1=student, iter2=copy.deepcopy(student))
+    if arg.paper:
+        _grow_students(c)
     c.labeling = dict(num_shards=4, batch_size=500, has_true_labels=True)
     c.filter = dict(min_threshold=0.3, num_image=None, upsample=True)
     c.finetune = None
@@ -111,6 +119,19 @@ def get_config(arg=None):
     if arg.quick:
         _shrink_for_tests(c)
     return c
+
+
+def _grow_students(c):
+    """The paper's recipe at small scale (Section 3, B7 -> L2): students
+    wider and deeper than their teachers, three iterations, each compared
+    with its own architecture trained on the labels alone."""
+    first = c.students.iter1
+    for index, scale in enumerate((0.375, 0.5, 0.5), start=1):
+        student = copy.deepcopy(first)
+        student.model.overrides.width_coefficient = scale
+        student.model.overrides.depth_coefficient = scale
+        c.students[f"iter{index}"] = student
+    c.student_baselines = dict(enabled=True)
 
 
 def _shrink_for_tests(c):
