@@ -9,6 +9,7 @@ half-written file under a final name.
 import io
 import json
 import os
+import subprocess
 import uuid
 
 import tensorflow as tf
@@ -96,3 +97,17 @@ def atomic_savefig(fig, path, **kwargs):
     fig.savefig(buffer, format=os.path.splitext(path)[1][1:] or "png",
                 **kwargs)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def source_commit():
+    """The git commit of this package's checkout (None when not one), so a
+    results file says which code wrote it."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+            cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None

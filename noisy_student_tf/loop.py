@@ -226,6 +226,10 @@ def run(config, workdir, progress=True):
         report["robustness"] = robustness_stage.run_for_report(
             config, report, workdir, progress)
     report["wall_seconds"] = _wall_seconds(workdir, start)
+    # Provenance: a report committed under results/ names its code and
+    # carries its resolved config.
+    report.update(name=config.get("name"), commit=io_utils.source_commit(),
+                  config=config.to_dict())
     from noisy_student_tf import report as report_lib
     report_lib.add_gains(report)
     report_lib.write_report(config, report, workdir)

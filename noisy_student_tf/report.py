@@ -12,23 +12,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 from noisy_student_tf import io_utils  # noqa: E402
 
 
-def _rows(report):
-    rows = [("teacher", report["teacher"])]
+def stage_rows(report):
+    """(name, summary) of every model of a run, in report.md's order."""
+    result = [("teacher", report["teacher"])]
     baseline = report.get("baseline")
     if baseline and baseline.get("same_as") != "teacher":
-        rows.append(("baseline", baseline))
+        result.append(("baseline", baseline))
     seen = [report["teacher"]]
     for index, iteration in enumerate(report["iterations"], start=1):
         own = iteration.get("baseline")
         if own and own not in seen:  # a larger student's own baseline
-            rows.append((f"baseline {index}", own))
+            result.append((f"baseline {index}", own))
             seen.append(own)
-        rows.append((f"student {index}", iteration["student"]))
+        result.append((f"student {index}", iteration["student"]))
     if report.get("finetune"):
-        rows.append(("finetuned", report["finetune"]))
+        result.append(("finetuned", report["finetune"]))
     if report.get("ceiling"):
-        rows.append(("ceiling", report["ceiling"]))
-    return rows
+        result.append(("ceiling", report["ceiling"]))
+    return result
 
 
 def add_gains(report):
@@ -63,7 +64,7 @@ def format_table(report):
               enumerate(report["iterations"], start=1)}
     lines = ["| stage | model | top-1 | error | error / baseline | "
              "gap closed | steps |", "|---|---|---|---|---|---|---|"]
-    for name, row in _rows(report):
+    for name, row in stage_rows(report):
         top1 = row.get("top1")
         if top1 is None:
             lines.append(f"| {name} | {row.get('model')} | - | - | - | - "
@@ -84,12 +85,12 @@ def format_table(report):
 def plot_accuracy(report, path):
     """Bars for the teacher, baseline and students; the baseline and the
     all-labels ceiling as dashed lines, so the gap closed is visible."""
-    rows = [(name, row) for name, row in _rows(report) if name != "ceiling"]
-    names = [name for name, _ in rows]
-    values = [100 * (row.get("top1") or 0) for _, row in rows]
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(rows)), 3.5))
+    shown = [(name, row) for name, row in stage_rows(report) if name != "ceiling"]
+    names = [name for name, _ in shown]
+    values = [100 * (row.get("top1") or 0) for _, row in shown]
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(shown)), 3.5))
     bars = ax.bar(names, values, color=["#777777"] + ["#228833"] *
-                  (len(rows) - 1))
+                  (len(shown) - 1))
     ax.bar_label(bars, fmt="%.2f")
     lines = [(report.get("baseline") or report["teacher"], "baseline",
               "#777777")]

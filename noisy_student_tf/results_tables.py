@@ -1,0 +1,113 @@
+"""README tables built from the results files committed under `results/`.
+
+A README block
+
+    <!-- results: experiment results/fashion_mnist_demo/report.json -->
+    | ... generated table ... |
+    <!-- /results -->
+
+is regenerated from the files it names (paths relative to the README,
+globs allowed, several separated by spaces): `experiment` reads the
+driver's `report.json`, `ablation` reads `scripts/ablate.py`'s
+`ablation.json`. `scripts/readme_tables.py` rewrites the blocks; its
+`--check` (run by a test) fails when the README and the files disagree, so
+the text cannot drift from the data.
+"""
+
+import glob
+import os
+import re
+
+from noisy_student_tf import ablation_report
+from noisy_student_tf import io_utils
+from noisy_student_tf import report as report_lib
+
+BLOCK = re.compile(
+    r"(<!-- results: (?P<kind>\w+) (?P<paths>[^>]+?) -->\n)"
+    r"(?P<body>.*?)"
+    r"(<!-- /results -->)", re.S)
+
+
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _robustness(report, name):
+    """(corruption error, FGSM top-1 at eps 8) of one model, if measured."""
+    models = (report.get("robustness") or {}).get("models") or {}
+    model = models.get(name) or {}
+    corruption = (model.get("corruptions") or {}).get(
+        "mean_corruption_error")
+    fgsm = ((model.get("adversarial") or {}).get("fgsm") or {})
+    return (None if corruption is None else f"{corruption:.2f}",
+            _pct(fgsm["8"]) if "8" in fgsm else "-")
+
+
+def experiment_rows(report, run):
+    """Table rows of one driver report: every stage of report.md."""
+    by_name = {f"student {i}": it for i, it in
+               enumerate(report["iterations"], start=1)}
+    rows = []
+    for name, summary in report_lib.stage_rows(report):
+        iteration = by_name.get(name, {})
+        ratio = iteration.get("error_ratio")
+        gap = iteration.get("gap_closed")
+        corruption, fgsm = _robustness(report, name)
+        rows.append([run, name, _pct(summary.get("top1")),
+                     "-" if ratio is None else f"{ratio:.3f}",
+                     "-" if gap is None else f"{gap:.0%}",
+                     corruption or "-", fgsm, str(summary.get("steps"))])
+    rows[-1].append(f"{report['wall_seconds'] / 60:.1f} min")
+    return rows
+
+
+def experiment_table(reports):
+    """One table over several runs' reports ({run name: report})."""
+    lines = ["| run | stage | top-1 | error / baseline | gap closed | "
+             "corruption error | FGSM ε=8 | steps | wall |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for run, report in reports.items():
+        for row in experiment_rows(report, run):
+            lines.append("| " + " | ".join(row + [""] * (9 - len(row)))
+                         + " |")
+    return "\n".join(lines)
+
+
+def ablation_table(results):
+    """The ablation tables of several `ablation.json` files."""
+    return "\n\n".join(ablation_report.format_table(result["rows"])
+                       for result in results.values())
+
+
+BUILDERS = {"experiment": experiment_table, "ablation": ablation_table}
+
+
+def _load(paths, root):
+    files = []
+    for pattern in paths.split():
+        matched = sorted(glob.glob(os.path.join(root, pattern)))
+        if not matched:
+            raise FileNotFoundError(
+                f"README results block names {pattern!r}: no such file "
+                f"under {root}")
+        files += matched
+    return {os.path.relpath(os.path.dirname(f), os.path.join(
+        root, "results")): io_utils.read_json(f) for f in files}
+
+
+def render(text, root):
+    """The README text with every results block regenerated.
+
+    Raises:
+      ValueError: a block names an unknown kind.
+      FileNotFoundError: a block names no existing file.
+    """
+    def replace(match):
+        kind = match.group("kind")
+        if kind not in BUILDERS:
+            raise ValueError(f"unknown results block kind {kind!r}; valid: "
+                             f"{', '.join(BUILDERS)}")
+        table = BUILDERS[kind](_load(match.group("paths"), root))
+        return match.group(1) + table + "\n" + match.group(5)
+
+    return BLOCK.sub(replace, text)

@@ -1,0 +1,46 @@
+"""Regenerates the README's result tables from the files under results/.
+
+    python scripts/readme_tables.py            # rewrite README.md's blocks
+    python scripts/readme_tables.py --check    # exit 1 if they are stale
+
+Each `<!-- results: KIND PATHS -->` ... `<!-- /results -->` block of the
+README is rebuilt from the report.json / ablation.json files it names (see
+noisy_student_tf/results_tables.py), so every number in those tables is
+one a run wrote.
+"""
+
+import os
+
+import script_utils  # noqa: I001 (sets up sys.path first)
+
+from absl import flags
+
+from noisy_student_tf import io_utils
+from noisy_student_tf import results_tables
+
+_README = flags.DEFINE_string(
+    "readme", os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "README.md"), "The README to update.")
+_CHECK = flags.DEFINE_bool(
+    "check", False, "Only check: exit 1 when a block differs from its "
+    "files.")
+
+
+def main(argv):
+    del argv
+    path = _README.value
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    updated = results_tables.render(text, os.path.dirname(path))
+    if updated == text:
+        print(f"{path}: results tables up to date")
+        return
+    if _CHECK.value:
+        raise ValueError(f"{path}: results tables differ from results/: run "
+                         "python scripts/readme_tables.py")
+    io_utils.atomic_write_bytes(path, updated.encode("utf-8"))
+    print(f"{path}: results tables regenerated")
+
+
+if __name__ == "__main__":
+    script_utils.run(main)

@@ -1,0 +1,86 @@
+"""README tables are generated from the results files, never typed."""
+
+import json
+import os
+
+import pytest
+
+from noisy_student_tf import results_tables
+from tests import testing
+
+REPORT = {
+    "teacher": {"top1": 0.85, "model": "b0", "steps": 100},
+    "baseline": {"top1": 0.85, "same_as": "teacher"},
+    "iterations": [{"student": {"top1": 0.88, "model": "b0", "steps": 200},
+                    "error_ratio": 0.8, "gap_closed": 0.3}],
+    "ceiling": {"top1": 0.95, "model": "b0", "steps": 900},
+    "robustness": {"models": {"student 1": {
+        "corruptions": {"mean_corruption_error": 27.5},
+        "adversarial": {"fgsm": {"8": 0.5, "2": 0.7}}}}},
+    "wall_seconds": 600.0,
+}
+README = """# Title
+
+<!-- results: experiment results/demo/report.json -->
+stale
+<!-- /results -->
+text after
+"""
+
+
+def _tree(tmp_path):
+    (tmp_path / "results" / "demo").mkdir(parents=True)
+    (tmp_path / "results" / "demo" / "report.json").write_text(
+        json.dumps(REPORT))
+    (tmp_path / "README.md").write_text(README)
+    return tmp_path
+
+
+def test_experiment_block_from_report(tmp_path):
+    root = _tree(tmp_path)
+    text = results_tables.render(README, str(root))
+    assert text.startswith("# Title\n\n<!-- results: experiment ")
+    assert text.endswith("<!-- /results -->\ntext after\n")
+    assert "stale" not in text
+    assert ("| demo | student 1 | 88.00% | 0.800 | 30% | 27.50 | 50.00% | "
+            "200 |  |") in text
+    assert "| demo | teacher | 85.00% | - | - | - | - | 100 |  |" in text
+    # The run's wall time on its last row.
+    assert "| demo | ceiling | 95.00% | - | - | - | - | 900 | 10.0 min |" \
+        in text
+    # Regenerating is idempotent.
+    assert results_tables.render(text, str(root)) == text
+
+
+def test_missing_file_and_unknown_kind_are_named(tmp_path):
+    root = _tree(tmp_path)
+    with pytest.raises(FileNotFoundError, match="results/none.json"):
+        results_tables.render(README.replace("results/demo/report.json",
+                                             "results/none.json"), str(root))
+    with pytest.raises(ValueError, match="unknown results block kind"):
+        results_tables.render(README.replace("experiment", "bogus"),
+                              str(root))
+
+
+def test_binary_rewrites_and_checks(tmp_path):
+    root = _tree(tmp_path)
+    readme = str(root / "README.md")
+    check = testing.run_script(["scripts/readme_tables.py", "--check",
+                                f"--readme={readme}"])
+    assert check.returncode == 1
+    assert "differ from results/" in testing.last_line(check.stderr)
+    proc = testing.run_script(["scripts/readme_tables.py",
+                               f"--readme={readme}"])
+    assert proc.returncode == 0, proc.stderr
+    assert "| demo | student 1 |" in (root / "README.md").read_text()
+    again = testing.run_script(["scripts/readme_tables.py", "--check",
+                                f"--readme={readme}"])
+    assert again.returncode == 0, again.stderr
+
+
+def test_the_readme_tables_match_the_committed_results():
+    readme = os.path.join(testing.REPO, "README.md")
+    with open(readme, encoding="utf-8") as handle:
+        text = handle.read()
+    assert results_tables.render(text, testing.REPO) == text, (
+        "README tables are stale: run python scripts/readme_tables.py")
