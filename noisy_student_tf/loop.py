@@ -230,7 +230,7 @@ def run(config, workdir, progress=True):
     # carries its resolved config.
     report.update(name=config.get("name"), commit=io_utils.source_commit(),
                   config=config.to_dict())
-    from noisy_student_tf import report as report_lib
+    from noisy_student_tf.experiment import report as report_lib
     report_lib.add_gains(report)
     report_lib.write_report(config, report, workdir)
     return report

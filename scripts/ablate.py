@@ -37,7 +37,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    from noisy_student_tf import ablation
+    from noisy_student_tf.experiment import ablation
 
     config = script_utils.apply_runtime_flags(_CONFIG.value)
     ablation.run_ablation(

@@ -5,7 +5,7 @@
 
 Each `<!-- results: KIND PATHS -->` ... `<!-- /results -->` block of the
 README is rebuilt from the report.json / ablation.json files it names (see
-noisy_student_tf/results_tables.py), so every number in those tables is
+noisy_student_tf/experiment/readme_tables.py), so every number in those tables is
 one a run wrote.
 """
 
@@ -16,7 +16,7 @@ import script_utils  # noqa: I001 (sets up sys.path first)
 from absl import flags
 
 from noisy_student_tf import io_utils
-from noisy_student_tf import results_tables
+from noisy_student_tf.experiment import readme_tables
 
 _README = flags.DEFINE_string(
     "readme", os.path.join(os.path.dirname(os.path.dirname(
@@ -31,7 +31,7 @@ def main(argv):
     path = _README.value
     with open(path, encoding="utf-8") as handle:
         text = handle.read()
-    updated = results_tables.render(text, os.path.dirname(path))
+    updated = readme_tables.render(text, os.path.dirname(path))
     if updated == text:
         print(f"{path}: results tables up to date")
         return

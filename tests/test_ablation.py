@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from noisy_student_tf import ablation
-from noisy_student_tf import ablation_report
+from noisy_student_tf.experiment import ablation
+from noisy_student_tf.experiment import report as report_lib
 from noisy_student_tf import io_utils
 from noisy_student_tf.configs import fashion_mnist_demo
 from noisy_student_tf.configs import imagenet_b7_to_l2
@@ -124,11 +124,13 @@ def test_table_rows_against_hand_values():
                 "iterations": [{"student": {"top1": t, "steps": 20},
                                 "num_pseudo_labeled": 100} for t in top1s]}
 
-    rows = ablation_report.summarize({"base": report([0.85, 0.88]),
-                                      "no_noise": report([0.81, 0.80])})
+    rows = report_lib.summarize_ablation(
+        {"base": report([0.85, 0.88]), "no_noise": report([0.81, 0.80])},
+        {"no_noise": "students without noise"})
+    assert [row["what"] for row in rows] == ["", "students without noise"]
     assert rows[0]["error_vs_baseline"] == pytest.approx(0.12 / 0.20)
     assert rows[1]["delta_vs_base"] == pytest.approx(-0.08)
-    table = ablation_report.format_table(rows)
+    table = report_lib.format_ablation_table(rows)
     assert "| no_noise | 81.00% | 80.00% | 1.000 | -8.00 | 100 |" in table
     # With the robustness suite: the last student's corruption error and
     # FGSM accuracy join the row.
@@ -136,9 +138,9 @@ def test_table_rows_against_hand_values():
     robust["robustness"] = {"models": {"student 2": {
         "corruptions": {"mean_corruption_error": 25.0},
         "adversarial": {"fgsm": {"2": 0.7, "8": 0.4}}}}}
-    rows = ablation_report.summarize({"base": robust})
+    rows = report_lib.summarize_ablation({"base": robust})
     assert rows[0]["fgsm_epsilon"] == "8"
-    assert ablation_report.format_table(rows).splitlines()[-1] == (
+    assert report_lib.format_ablation_table(rows).splitlines()[-1] == (
         "| base | 85.00% | 88.00% | 0.600 | +0.00 | 100 | 25.00 | 40.00% |")
 
 

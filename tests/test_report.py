@@ -2,7 +2,7 @@
 
 import pytest
 
-from noisy_student_tf import report as report_lib
+from noisy_student_tf.experiment import report as report_lib
 
 
 def _report(ceiling=0.95):

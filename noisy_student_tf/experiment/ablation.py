@@ -35,6 +35,7 @@ from noisy_student_tf import loop
 from noisy_student_tf import models
 from noisy_student_tf.configs import common
 from noisy_student_tf.data import preprocess
+from noisy_student_tf.experiment import report
 
 # Ops that only add noise: a student without them sees the clean view.
 NOISE_OPS = frozenset({"flip_lr", "pad_crop", "cutout", "randaug"})
@@ -226,8 +227,6 @@ def run_ablation(config, workdir, variants=DEFAULT_VARIANTS, iterations=1,
     Returns:
       The ablation dict written to `ablation.json`.
     """
-    from noisy_student_tf import ablation_report
-
     configs = {name: variant_config(config, name, iterations)
                for name in variants}  # every name checked before any run
     io_utils.ensure_writable_dir(workdir)
@@ -245,4 +244,6 @@ def run_ablation(config, workdir, variants=DEFAULT_VARIANTS, iterations=1,
         reports[name] = loop.run(variant, variant_dir, progress)
         for path, key in stages:
             finished.setdefault(key, variant_dir)
-    return ablation_report.write(config, reports, workdir)
+    return report.write_ablation(
+        config, reports, workdir,
+        {name: VARIANTS[name][2] for name in reports})

@@ -18,9 +18,8 @@ import glob
 import os
 import re
 
-from noisy_student_tf import ablation_report
 from noisy_student_tf import io_utils
-from noisy_student_tf import report as report_lib
+from noisy_student_tf.experiment import report as report_lib
 
 BLOCK = re.compile(
     r"(<!-- results: (?P<kind>\w+) (?P<paths>[^>]+?) -->\n)"
@@ -75,7 +74,7 @@ def experiment_table(reports):
 
 def ablation_table(results):
     """The ablation tables of several `ablation.json` files."""
-    return "\n\n".join(ablation_report.format_table(result["rows"])
+    return "\n\n".join(report_lib.format_ablation_table(result["rows"])
                        for result in results.values())
 
 

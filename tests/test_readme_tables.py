@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from noisy_student_tf import results_tables
+from noisy_student_tf.experiment import readme_tables
 from tests import testing
 
 REPORT = {
@@ -38,7 +38,7 @@ def _tree(tmp_path):
 
 def test_experiment_block_from_report(tmp_path):
     root = _tree(tmp_path)
-    text = results_tables.render(README, str(root))
+    text = readme_tables.render(README, str(root))
     assert text.startswith("# Title\n\n<!-- results: experiment ")
     assert text.endswith("<!-- /results -->\ntext after\n")
     assert "stale" not in text
@@ -49,16 +49,16 @@ def test_experiment_block_from_report(tmp_path):
     assert "| demo | ceiling | 95.00% | - | - | - | - | 900 | 10.0 min |" \
         in text
     # Regenerating is idempotent.
-    assert results_tables.render(text, str(root)) == text
+    assert readme_tables.render(text, str(root)) == text
 
 
 def test_missing_file_and_unknown_kind_are_named(tmp_path):
     root = _tree(tmp_path)
     with pytest.raises(FileNotFoundError, match="results/none.json"):
-        results_tables.render(README.replace("results/demo/report.json",
+        readme_tables.render(README.replace("results/demo/report.json",
                                              "results/none.json"), str(root))
     with pytest.raises(ValueError, match="unknown results block kind"):
-        results_tables.render(README.replace("experiment", "bogus"),
+        readme_tables.render(README.replace("experiment", "bogus"),
                               str(root))
 
 
@@ -82,5 +82,5 @@ def test_the_readme_tables_match_the_committed_results():
     readme = os.path.join(testing.REPO, "README.md")
     with open(readme, encoding="utf-8") as handle:
         text = handle.read()
-    assert results_tables.render(text, testing.REPO) == text, (
+    assert readme_tables.render(text, testing.REPO) == text, (
         "README tables are stale: run python scripts/readme_tables.py")
