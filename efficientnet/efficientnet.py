@@ -34,6 +34,16 @@ def round_repeats(repeats, depth_coefficient):
     return int(math.ceil(depth_coefficient * repeats))
 
 
+def drop_rates(stochastic_depth_rate, num_blocks):
+    """Per-block stochastic-depth rates: rate * i / N for block i of N.
+
+    A float schedule, so no block ever reaches rate 1 (qubvel #111);
+    the reference's `drop_connect_rate * float(idx) / len(blocks)`.
+    """
+    return [stochastic_depth_rate * index / num_blocks
+            for index in range(num_blocks)]
+
+
 def scaled_block_args(width_coefficient, depth_coefficient, small_image=False,
                       block_strings=None, depth_divisor=8):
     """Expands the stage table into one `BlockArgs` per block, in order.
@@ -149,10 +159,9 @@ class EfficientNet(keras.Model):
         x = blocks.batch_norm("stem_bn")(x)
         x = keras.layers.Activation("silu", name="stem_activation")(x)
         block_names = []
-        for index, args in enumerate(block_args):
+        rates = drop_rates(stochastic_depth_rate, num_blocks)
+        for index, (args, drop_rate) in enumerate(zip(block_args, rates)):
             name_i = f"blocks_{index}"
-            # Float schedule so no block ever reaches rate 1 (qubvel #111).
-            drop_rate = stochastic_depth_rate * index / num_blocks
             x = blocks.MBConvBlock(
                 input_filters=args.input_filters,
                 output_filters=args.output_filters,

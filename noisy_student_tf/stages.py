@@ -72,7 +72,3 @@ def train_named_stage(config, workdir, name, progress=True):
         name = os.path.join(f"iter{iteration}", "student")
     return loop.run_stage(name, stage, workdir, progress)
 
-
-def teacher_for(config, workdir, iteration):
-    """(result, stage) of iteration's teacher, or a clear error."""
-    return loop.teacher_of_iteration(config, workdir, iteration)

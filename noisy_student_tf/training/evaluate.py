@@ -7,14 +7,6 @@ import tensorflow as tf
 from noisy_student_tf.training import distribute
 
 
-class _Counts:
-    def __init__(self):
-        self.n = 0
-        self.top1 = 0.0
-        self.top5 = 0.0
-        self.loss = 0.0
-
-
 def _batch_stats(model, batch):
     images, labels = batch["image"], tf.cast(batch["label"], tf.int32)
     logits = tf.cast(model(images, training=False), tf.float32)
@@ -60,14 +52,3 @@ def evaluate(model, dataset, strategy=None, max_batches=None):
     return {"top1": totals[1] / count, "top5": totals[2] / count,
             "loss": totals[3] / count, "num_examples": int(count)}
 
-
-def predict_probabilities(model, dataset, temperature=1.0):
-    """Yields (probabilities, ids) per batch, softmax(logits / T)."""
-
-    @tf.function
-    def step(images):
-        logits = tf.cast(model(images, training=False), tf.float32)
-        return tf.nn.softmax(logits / temperature)
-
-    for batch in dataset:
-        yield step(batch["image"]).numpy(), batch["id"].numpy()

@@ -94,10 +94,16 @@ def test_drop_schedule_b0_and_l2_rates():
     assert len(rates) == 9
     np.testing.assert_allclose(rates[0], 0.025)
     np.testing.assert_allclose(rates[-1], 0.175)
-    # L2: the schedule is a float of idx / N and never reaches 1.
-    n = 88
-    l2_rates = [0.2 * i / n for i in range(n)]
-    assert max(l2_rates) < 0.2 and max(l2_rates) == pytest.approx(0.19773, 1e-4)
+    # The model uses the schedule function for every block.
+    np.testing.assert_allclose(
+        [model.get_layer(n).drop_rate for n in model.block_names],
+        efficientnet_lib.drop_rates(0.2, len(model.block_names)))
+    # L2 (88 blocks): a float schedule of idx / N that never reaches the
+    # rate: 0.2 * 87 / 88 for the last block.
+    l2_rates = efficientnet_lib.drop_rates(
+        0.2, len(efficientnet_lib.scaled_block_args(4.3, 5.3)))
+    assert len(l2_rates) == 88 and l2_rates[0] == 0.0
+    assert l2_rates[-1] == pytest.approx(0.197727, abs=1e-6)
 
 
 def test_small_image_variant_keeps_4x4_features():
