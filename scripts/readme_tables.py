@@ -1,12 +1,13 @@
-"""Regenerates the README's result tables from the files under results/.
+"""Regenerates the README's generated blocks: result tables from the files
+under results/, and the layout from the source tree.
 
     python scripts/readme_tables.py            # rewrite README.md's blocks
     python scripts/readme_tables.py --check    # exit 1 if they are stale
 
-Each `<!-- results: KIND PATHS -->` ... `<!-- /results -->` block of the
-README is rebuilt from the report.json / ablation.json files it names (see
-noisy_student_tf/experiment/readme_tables.py), so every number in those tables is
-one a run wrote.
+Each `<!-- generated: KIND ARGS -->` ... `<!-- /generated -->` block of the
+README is rebuilt from what it names (see
+noisy_student_tf/experiment/readme_tables.py), so every number in those
+tables is one a run wrote.
 """
 
 import os
@@ -22,8 +23,8 @@ _README = flags.DEFINE_string(
     "readme", os.path.join(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))), "README.md"), "The README to update.")
 _CHECK = flags.DEFINE_bool(
-    "check", False, "Only check: exit 1 when a block differs from its "
-    "files.")
+    "check", False, "Only check: exit 1 when a block differs from what "
+    "it is generated from.")
 
 
 def main(argv):
@@ -33,13 +34,13 @@ def main(argv):
         text = handle.read()
     updated = readme_tables.render(text, os.path.dirname(path))
     if updated == text:
-        print(f"{path}: results tables up to date")
+        print(f"{path}: generated blocks up to date")
         return
     if _CHECK.value:
-        raise ValueError(f"{path}: results tables differ from results/: run "
-                         "python scripts/readme_tables.py")
+        raise ValueError(f"{path}: generated blocks differ from results/ or "
+                         "the tree: run python scripts/readme_tables.py")
     io_utils.atomic_write_bytes(path, updated.encode("utf-8"))
-    print(f"{path}: results tables regenerated")
+    print(f"{path}: generated blocks regenerated")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ REPORT = {
 }
 README = """# Title
 
-<!-- results: experiment results/demo/report.json -->
+<!-- generated: experiment results/demo/report.json -->
 stale
-<!-- /results -->
+<!-- /generated -->
 text after
 """
 
@@ -39,8 +39,8 @@ def _tree(tmp_path):
 def test_experiment_block_from_report(tmp_path):
     root = _tree(tmp_path)
     text = readme_tables.render(README, str(root))
-    assert text.startswith("# Title\n\n<!-- results: experiment ")
-    assert text.endswith("<!-- /results -->\ntext after\n")
+    assert text.startswith("# Title\n\n<!-- generated: experiment ")
+    assert text.endswith("<!-- /generated -->\ntext after\n")
     assert "stale" not in text
     assert ("| demo | student 1 | 88.00% | 0.800 | 30% | 27.50 | 50.00% | "
             "200 |  |") in text
@@ -57,9 +57,25 @@ def test_missing_file_and_unknown_kind_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="results/none.json"):
         readme_tables.render(README.replace("results/demo/report.json",
                                              "results/none.json"), str(root))
-    with pytest.raises(ValueError, match="unknown results block kind"):
+    with pytest.raises(ValueError, match="unknown generated block kind"):
         readme_tables.render(README.replace("experiment", "bogus"),
                               str(root))
+
+
+def test_layout_block_lists_modules_with_their_docstrings(tmp_path):
+    package = tmp_path / "pkg" / "sub"
+    package.mkdir(parents=True)
+    (tmp_path / "pkg" / "__init__.py").write_text('"""The package."""\n')
+    (package / "__init__.py").write_text('"""A subpackage.\n\nMore."""\n')
+    (package / "mod.py").write_text('"""Does one thing.\n\nDetails."""\n')
+    readme = "<!-- generated: layout pkg -->\nold\n<!-- /generated -->\n"
+    text = readme_tables.render(readme, str(tmp_path))
+    body = text.splitlines()[1:-1]
+    assert body[0] == "```text" and body[-1] == "```"
+    assert body[1].split() == ["pkg/", "The", "package."]
+    assert body[2].split() == ["pkg/sub/", "A", "subpackage."]
+    assert body[3].split() == ["mod.py", "Does", "one", "thing."]
+    assert body[3].startswith("    mod.py")
 
 
 def test_binary_rewrites_and_checks(tmp_path):

@@ -1,19 +1,22 @@
-"""README tables built from the results files committed under `results/`.
+"""README blocks generated from files: result tables and the layout.
 
 A README block
 
-    <!-- results: experiment results/fashion_mnist_demo/report.json -->
+    <!-- generated: experiment results/fashion_mnist_demo/report.json -->
     | ... generated table ... |
-    <!-- /results -->
+    <!-- /generated -->
 
-is regenerated from the files it names (paths relative to the README,
-globs allowed, several separated by spaces): `experiment` reads the
-driver's `report.json`, `ablation` reads `scripts/ablate.py`'s
-`ablation.json`. `scripts/readme_tables.py` rewrites the blocks; its
-`--check` (run by a test) fails when the README and the files disagree, so
-the text cannot drift from the data.
+is regenerated from what it names (paths relative to the README, globs
+allowed, several separated by spaces): `experiment` reads the driver's
+`report.json`, `ablation` reads `scripts/ablate.py`'s `ablation.json`
+(both committed under `results/`), `layout` lists the packages and modules
+of the given directories with the first line of their docstrings.
+`scripts/readme_tables.py` rewrites the blocks; its `--check` (run by a
+test) fails when the README and the files disagree, so the text cannot
+drift from the data or the tree.
 """
 
+import ast
 import glob
 import os
 import re
@@ -22,9 +25,9 @@ from noisy_student_tf import io_utils
 from noisy_student_tf.experiment import report as report_lib
 
 BLOCK = re.compile(
-    r"(<!-- results: (?P<kind>\w+) (?P<paths>[^>]+?) -->\n)"
+    r"(<!-- generated: (?P<kind>\w+) (?P<paths>[^>]+?) -->\n)"
     r"(?P<body>.*?)"
-    r"(<!-- /results -->)", re.S)
+    r"(<!-- /generated -->)", re.S)
 
 
 def _pct(value):
@@ -78,6 +81,34 @@ def ablation_table(results):
                        for result in results.values())
 
 
+def _docstring_line(path):
+    with open(path, encoding="utf-8") as handle:
+        doc = ast.get_docstring(ast.parse(handle.read())) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def layout(directories, root):
+    """A text tree of `directories` (relative to `root`): every package
+    and module with the first line of its docstring."""
+    lines = ["```text"]
+    for top in directories.split():
+        for directory, subdirs, files in sorted(os.walk(os.path.join(
+                root, top))):
+            subdirs[:] = sorted(d for d in subdirs
+                                if not d.startswith((".", "__")))
+            rel = os.path.relpath(directory, root) + "/"
+            init = os.path.join(directory, "__init__.py")
+            doc = _docstring_line(init) if os.path.exists(init) else ""
+            lines.append(f"{rel:<40} {doc}".rstrip())
+            indent = " " * (2 * rel.count("/"))
+            for name in sorted(files):
+                if name.endswith(".py") and name != "__init__.py":
+                    entry = f"{indent}{name}"
+                    doc = _docstring_line(os.path.join(directory, name))
+                    lines.append(f"{entry:<40} {doc}".rstrip())
+    return "\n".join(lines + ["```"])
+
+
 BUILDERS = {"experiment": experiment_table, "ablation": ablation_table}
 
 
@@ -103,10 +134,13 @@ def render(text, root):
     """
     def replace(match):
         kind = match.group("kind")
-        if kind not in BUILDERS:
-            raise ValueError(f"unknown results block kind {kind!r}; valid: "
-                             f"{', '.join(BUILDERS)}")
-        table = BUILDERS[kind](_load(match.group("paths"), root))
+        if kind == "layout":
+            table = layout(match.group("paths"), root)
+        elif kind in BUILDERS:
+            table = BUILDERS[kind](_load(match.group("paths"), root))
+        else:
+            raise ValueError(f"unknown generated block kind {kind!r}; "
+                             f"valid: layout, {', '.join(BUILDERS)}")
         return match.group(1) + table + "\n" + match.group(5)
 
     return BLOCK.sub(replace, text)
