@@ -6,7 +6,7 @@
         pseudo = filter_and_balance(labels)                # iter{i}/filter
         teacher = train(student, labeled + pseudo, noised) # iter{i}/student
     finetune(teacher) at the test resolution               # finetune/
-    export(teacher)                                        # export/
+    export(teacher)                                        # export/N/
     report                                                 # report.json/md
 
 Every stage writes into its own directory and is skipped when complete,
@@ -219,7 +219,8 @@ def run(config, workdir, progress=True):
         current_stage = stage
         report["finetune"] = _summary(current)
     if config.get("export") and config.export.get("enabled", True):
-        report["export_dir"] = export_final(current, current_stage, workdir)
+        report["export_dir"] = export_final(
+            current, current_stage, workdir, config.get("class_names"))
 
     if config.get("robustness") and config.robustness.get("enabled", True):
         from noisy_student_tf import robustness_stage
@@ -272,18 +273,20 @@ def ceiling_of(config):
     return ml_collections.ConfigDict(ceiling)
 
 
-def export_final(result, stage, workdir):
+def export_final(result, stage, workdir, class_names=None):
+    """Exports the final model into `workdir/export/<version>/` (TF
+    Serving's layout); a version already exported from this model file is
+    reused, so a resumed run does not export again."""
     from noisy_student_tf import export
 
     export_dir = os.path.join(workdir, "export")
-    # The export is renamed into place when complete: its presence is the
-    # completion marker.
-    if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
-        log(f"exporting {result['model_path']} to {export_dir}")
-        export.export_saved_model(result["model_path"], stage.pp.eval,
-                                  export_dir,
-                                  top_k=stage.get("export_top_k", 5))
-    return export_dir
+    done = export.find_export(export_dir, result["model_path"])
+    if done:
+        return done
+    log(f"exporting {result['model_path']} to {export_dir}")
+    return export.export_saved_model(
+        result["model_path"], stage.pp.eval, export_dir,
+        top_k=stage.get("export_top_k", 5), class_names=class_names)
 
 
 def _summary(result):

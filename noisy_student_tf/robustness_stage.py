@@ -2,9 +2,9 @@
 
 Glue between `loop.py` (and `scripts/robustness.py`) and the robustness
 library. The suite and the attacks work on PIXELS, float32 on the 0-255
-scale at the model's input size (spec/related_methods.md section 4.5:
-attack in pixel space, normalisation inside the model), so each model's
-eval pp string is split at its first `normalize` / `value_range`:
+scale at the model's input size (docs/reference/related_methods.md
+section 4.5: attack in pixel space, normalisation inside the model), so
+each model's eval pp string is split at its first `normalize` / `value_range`:
 
     decode(channels=1)|pad_to_size(32) | normalize("fashion_mnist")
     \\____ pp_fn: raw image -> uint8 pixels / \\__ logits_fn: batched __/

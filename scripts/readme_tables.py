@@ -11,13 +11,17 @@ tables is one a run wrote.
 """
 
 import os
+import sys
 
-import script_utils  # noqa: I001 (sets up sys.path first)
+# A development tool: runs from the checkout, the repository on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
 
-from absl import flags
+from absl import flags  # noqa: E402
 
-from noisy_student_tf import io_utils
-from noisy_student_tf.experiment import readme_tables
+from noisy_student_tf import io_utils  # noqa: E402
+from noisy_student_tf.cli import script_utils  # noqa: E402
+from noisy_student_tf.experiment import readme_tables  # noqa: E402
 
 _README = flags.DEFINE_string(
     "readme", os.path.join(os.path.dirname(os.path.dirname(

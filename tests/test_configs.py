@@ -273,7 +273,7 @@ def test_unknown_arg_raises(name):
 def test_imagenet_table_and_student_choice():
     table = imagenet_b7_to_l2.STUDENTS
     assert set(table) == {f"b{i}" for i in range(8)} | {"l2"}
-    # spec/noisy_student.md section 7.
+    # docs/reference/noisy_student.md section 7.
     assert table["b0"] == dict(randaug_m=None, unlabel_ratio=1,
                                train_ratio=2, dropout=0.2)
     assert table["b7"]["randaug_m"] == 27
@@ -335,7 +335,7 @@ def test_svhn_recipe_numbers():
 def test_mixer_recipe_numbers():
     config = _get_config("mixer_b16", None)
     (_, teacher), (_, student) = _stages(config)
-    # Adam lr 1e-3 at batch 4096 (spec/mixer.md section 6).
+    # Adam lr 1e-3 at batch 4096 (docs/reference/mixer.md section 6).
     assert teacher.learning_rate * teacher.batch_size / 256 == \
         pytest.approx(1e-3)
     assert (teacher.optimizer, teacher.weight_decay) == ("adamw", 0.1)

@@ -1,5 +1,10 @@
-"""SavedModel export: both signatures equal in-process predictions."""
+"""SavedModel export: both signatures equal in-process predictions; the
+numbered version folders TF Serving loads."""
 
+import json
+import os
+
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -68,10 +73,88 @@ def test_export_script_and_serving_pp(exported):
         "scripts/export.py", f"--model={path}", f"--pp={EVAL_PP}",
         f"--export_dir={tmp / 'script_export'}"])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert (tmp / "script_export" / "saved_model.pb").exists()
+    # TF Serving's layout: the first export is version 1.
+    assert sorted(os.listdir(tmp / "script_export")) == ["1"]
+    assert (tmp / "script_export" / "1" / "saved_model.pb").exists()
     missing = testing.run_script([
         "scripts/export.py", f"--model={tmp / 'nope.keras'}",
         f"--pp={EVAL_PP}", f"--export_dir={tmp / 'x'}"])
     assert missing.returncode == 1
     assert testing.last_line(missing.stderr).startswith("error: ")
     assert "does not exist" in testing.last_line(missing.stderr)
+
+
+# === Version folders ===
+
+
+@pytest.fixture
+def small_model(tmp_path):
+    """A fast-to-export 10-class model on 32x32x1 (no EfficientNet)."""
+    import keras
+
+    inputs = keras.Input((32, 32, 1))
+    outputs = keras.layers.Dense(10, name="logits")(
+        keras.layers.GlobalAveragePooling2D()(inputs))
+    return checkpoints.save_model_atomic(keras.Model(inputs, outputs),
+                                         str(tmp_path / "model.keras"))
+
+
+def test_exports_go_to_the_next_free_version(tmp_path, small_model):
+    base = tmp_path / "export"
+    names = [f"class {i}" for i in range(10)]
+    first = export.export_saved_model(small_model, testing.PP, str(base),
+                                      top_k=2, class_names=names)
+    second = export.export_saved_model(small_model, testing.PP, str(base))
+    assert (first, second) == (str(base / "1"), str(base / "2"))
+    assert export.versions(str(base)) == [1, 2]
+    # No temporary is left beside or inside the base folder.
+    assert sorted(os.listdir(tmp_path)) == ["export", "model.keras"]
+    assert sorted(os.listdir(base)) == ["1", "2"]
+    # A base folder resolves to its highest version; a version to itself.
+    assert export.resolve(str(base)) == second
+    assert export.resolve(first) == first
+    info = json.loads((base / "1" / "assets.extra" / "export.json")
+                      .read_text())
+    assert info["class_names"] == names and info["top_k"] == 2
+    # The class names travel in the signature's output.
+    images = tf.constant(fashion_mnist.load_arrays("test")[0][:3])
+    out = export.load_serving(first).signatures["serving_default"](
+        images=images)
+    top = out["classes"].numpy()
+    assert out["class_names"].numpy().astype(str).tolist() == [
+        [names[c] for c in row] for row in top]
+    # Without names, the class ids as strings.
+    out = export.load_serving(str(base)).signatures["serving_default"](
+        images=images)
+    assert out["class_names"].numpy().astype(str).tolist() == [
+        [str(c) for c in row] for row in out["classes"].numpy()]
+
+
+def test_wrong_class_name_count_and_missing_export(tmp_path, small_model):
+    with pytest.raises(ValueError, match="3 class names for a model with "
+                       "10 classes"):
+        export.export_saved_model(small_model, testing.PP,
+                                  str(tmp_path / "export"),
+                                  class_names=["a", "b", "c"])
+    assert not (tmp_path / "export").exists()
+    assert [p for p in os.listdir(tmp_path) if "tmp" in p] == []
+    with pytest.raises(FileNotFoundError, match="no SavedModel in"):
+        export.load_serving(str(tmp_path))
+
+
+def test_driver_export_resumes_and_reexports_a_new_model(tmp_path,
+                                                         small_model):
+    from noisy_student_tf import loop
+
+    stage = ml_collections.ConfigDict({"pp": {"eval": testing.PP}})
+    result = {"model_path": small_model}
+    first = loop.export_final(result, stage, str(tmp_path))
+    assert first == str(tmp_path / "export" / "1")
+    # Resumed: the version exported from this model file is reused.
+    assert loop.export_final(result, stage, str(tmp_path)) == first
+    assert export.versions(str(tmp_path / "export")) == [1]
+    # Another final model (e.g. more students) becomes the next version.
+    other = checkpoints.save_model_atomic(
+        checkpoints.load_model(small_model), str(tmp_path / "other.keras"))
+    second = loop.export_final({"model_path": other}, stage, str(tmp_path))
+    assert second == str(tmp_path / "export" / "2")

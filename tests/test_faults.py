@@ -299,7 +299,9 @@ def check_finished(workdir, reference, num_students, exact_iterations=()):
     last = workdir / stages[-1]
     config = ml_collections.ConfigDict(_read(last / "config.json"))
     assert trainer.Trainer(config, str(last)).initialize() == STEPS
-    assert (workdir / "export" / "saved_model.pb").exists()
+    # One version: a kill mid-export leaves no half version behind.
+    assert os.listdir(workdir / "export") == ["1"]
+    assert (workdir / "export" / "1" / "saved_model.pb").exists()
 
 
 # === CI: one kill during labeling, one during student training ===
@@ -394,14 +396,14 @@ SWEEP = {
     "iter2": (["config.json", "teacher", "iter1"], "iter2/labels/info",
               ("iter2/labels/info/predictions-00000-of-00002.json",
                "iter2/student/result.json"), (1, 2)),
-    # The export's own writes (variables first, fingerprint last): the
+    # The export's own writes (variables first, its record last): the
     # span from the student's result.json also held the driver's work
     # before the temporary appears, so a delay drawn from it outlived the
     # export (the run finished before the kill).
     "export": (["config.json", "teacher", "iter1", "iter2"],
                ".tmp-export-*",
-               ("export/variables/variables.data-00000-of-00001",
-                "export/fingerprint.pb"),
+               ("export/1/variables/variables.data-00000-of-00001",
+                "export/1/assets.extra/export.json"),
                (1, 2)),
 }
 

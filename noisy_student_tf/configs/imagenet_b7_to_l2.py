@@ -1,8 +1,8 @@
 r"""ImageNet Noisy Student: EfficientNet-B7 teacher -> L2 -> L2 -> L2.
 
-The paper's main result (88.4% top-1 with JFT-300M as unlabeled data; spec/
-noisy_student.md sections 1, 6, 7, 12, 15). Labeled data are ImageNet
-TFRecord shards in the `imagenet_to_gcs.py` layout (`image/encoded`,
+The paper's main result (88.4% top-1 with JFT-300M as unlabeled data;
+docs/reference/noisy_student.md sections 1, 6, 7, 12, 15). Labeled data are
+ImageNet TFRecord shards in the `imagenet_to_gcs.py` layout (`image/encoded`,
 1-based `image/class/label`); unlabeled data are any TFRecord shards with
 `image/encoded` (a label, if present, is ignored).
 

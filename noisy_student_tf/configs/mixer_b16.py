@@ -1,7 +1,8 @@
 r"""Mixer-B/16 on ImageNet: supervised baseline, then a Noisy Student.
 
-The teacher is the MLP-Mixer paper's ImageNet-1k from-scratch recipe (spec/
-mixer.md section 6, App. B Table 4; big_vision `mlp_mixer_i1k.py`): Adam
+The teacher is the MLP-Mixer paper's ImageNet-1k from-scratch recipe
+(docs/reference/mixer.md section 6, App. B Table 4; big_vision
+`mlp_mixer_i1k.py`): Adam
 (0.9, 0.999), lr 1e-3 at batch 4096, 10k warmup steps, weight decay 0.1,
 gradient clipping at global norm 1, 300 epochs, inception crop 224, flip,
 RandAugment(2, 15), stochastic depth 0.1, no dropout, inputs in [-1, 1].

@@ -5,7 +5,7 @@ EfficientNet-B0 teacher -> EfficientNet-B0 student with an *online* teacher
 `svhn_cropped`: labeled = train minus its first 4,000 images (69,257),
 validation = those 4,000 (the reference's `dev`, used only to pick
 `best.keras`), unlabeled = `extra` (531,131), test = `test` (26,032).
-Numbers: spec/noisy_student.md sections 6, 7, 10, 11, 14.
+Numbers: docs/reference/noisy_student.md sections 6, 7, 10, 11, 14.
 
     python scripts/noisy_student.py \
         --config=noisy_student_tf/configs/svhn_b0.py:data_dir=$HOME/tfds \

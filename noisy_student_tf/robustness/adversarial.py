@@ -1,6 +1,6 @@
 """FGSM and PGD-k L-infinity attacks in pixel space.
 
-Protocol of /work/shared/spec/related_methods.md section 4.5: images are
+Protocol of docs/reference/related_methods.md section 4.5: images are
 float32 on the 0-255 scale, epsilon is given on the same scale (16 means
 16/255 of the range), every iterate is clipped to [0, 255], and the model's
 input normalisation lives inside `logits_fn`, so the attack perturbs raw

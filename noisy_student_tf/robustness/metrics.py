@@ -1,6 +1,6 @@
 """Robustness metrics: mCE, CIFAR-10-C error, flip probability, ImageNet-A.
 
-Definitions follow /work/shared/spec/related_methods.md section 4:
+Definitions follow docs/reference/related_methods.md section 4:
 * mCE = 100 x mean over the 15 ImageNet-C corruptions of
   CE_c = sum_s E_sc / sum_s E^AlexNet_sc (google-research/augmix
   `imagenet.py::compute_mce`); errors are fractions in [0, 1].

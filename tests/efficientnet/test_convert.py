@@ -2,7 +2,8 @@
 
 Checkpoints are written the TF1 way (graph-mode `tf.compat.v1.Variable`s
 saved by name with `tf.compat.v1.train.Saver`), with names taken from the
-spec's table (spec/efficientnet.md section 12), not from the converter.
+spec's table (docs/reference/efficientnet.md section 12), not from the
+converter.
 """
 
 import os

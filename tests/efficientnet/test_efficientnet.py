@@ -6,7 +6,8 @@ import pytest
 import efficientnet
 from efficientnet import efficientnet as efficientnet_lib
 
-# Trainable parameters, 1000 classes (spec/efficientnet.md section 9).
+# Trainable parameters, 1000 classes (docs/reference/efficientnet.md
+# section 9).
 TRAINABLE = {
     "efficientnet_b0": 5_288_548,
     "efficientnet_b1": 7_794_184,
