@@ -91,7 +91,9 @@ def get_config(arg=None):
     # Deep copies: ConfigDict keeps shared dicts shared, and an override of
     # one student's model must not change the other's.
     c.students = dict(iter1=student, iter2=copy.deepcopy(student))
-    c.labeling = dict(num_shards=4, batch_size=500, has_true_labels=True)
+    c.labeling = dict(num_shards=4, batch_size=500, has_true_labels=True,
+                      # "beam": Apache Beam pipelines (README).
+                      engine="local", beam_options="")
     c.filter = dict(min_threshold=0.3, num_image=None, upsample=True)
     c.finetune = None
     c.export = dict(enabled=True)
