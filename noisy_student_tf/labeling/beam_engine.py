@@ -88,8 +88,8 @@ def run_pipeline(build, beam_options):
             raise
         try:
             clean = type(error)(message)
-        except Exception:  # an exception type with another signature
-            raise error from None
+        except Exception:  # e.g. tf.errors.OpError takes (node, op, msg)
+            clean = RuntimeError(f"{type(error).__name__}: {message}")
         raise clean from error
     from apache_beam.metrics.metric import MetricsFilter
 
