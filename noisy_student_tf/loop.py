@@ -120,10 +120,13 @@ def labeling_engine(config, name):
     if engine != "beam":
         raise ValueError(f"labeling.engine must be 'local' or 'beam', got "
                          f"{engine!r}")
-    if name == "generate_pseudo_labels":
-        from noisy_student_tf.labeling import beam_engine as module
-    else:
-        from noisy_student_tf.labeling import beam_filter as module
+    try:  # apache-beam is an optional extra.
+        if name == "generate_pseudo_labels":
+            from noisy_student_tf.labeling import beam_engine as module
+        else:
+            from noisy_student_tf.labeling import beam_filter as module
+    except ImportError as error:  # scripts report RuntimeErrors in a line
+        raise RuntimeError(str(error)) from error
     return functools.partial(getattr(module, name), beam_options=str(
         config.labeling.get("beam_options", "") or ""))
 
