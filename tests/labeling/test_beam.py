@@ -32,6 +32,8 @@ RUNNERS = {
     "1 worker": "",
     "2 workers": "--direct_num_workers=2 "
                  "--direct_running_mode=multi_threading",
+    "2 processes": "--direct_num_workers=2 "
+                   "--direct_running_mode=multi_processing",
 }
 FILTER = dict(min_threshold=0.0, num_image=30, seed=3, plots=False)
 
@@ -64,7 +66,9 @@ def _assert_same_shards(dir_a, dir_b, prefix):
             assert info_b[key] == pytest.approx(value, rel=1e-6), key
 
 
-@pytest.mark.parametrize("runner", sorted(RUNNERS))
+@pytest.mark.parametrize("runner", ["1 worker", "2 workers"] + [
+    # Worker processes: each imports TensorFlow and loads the teacher.
+    pytest.param("2 processes", marks=pytest.mark.slow)])
 def test_beam_labels_and_filters_like_the_local_engine(local, tmp_path,
                                                        runner):
     options = RUNNERS[runner]
