@@ -184,3 +184,21 @@ def test_missing_package_is_one_line(monkeypatch):
                         "noisy_student_tf.labeling.beam_engine")
     with pytest.raises(ImportError, match=r"noisy-student-tf\[beam\]"):
         importlib.import_module("noisy_student_tf.labeling.beam_engine")
+
+
+def test_driver_picks_the_engine_from_the_config():
+    from noisy_student_tf import loop
+
+    config = ml_collections.ConfigDict(dict(labeling=dict(
+        engine="beam", beam_options="--direct_num_workers=2")))
+    label = loop.labeling_engine(config, "generate_pseudo_labels")
+    assert label.func is beam_engine.generate_pseudo_labels
+    assert label.keywords == {"beam_options": "--direct_num_workers=2"}
+    assert loop.labeling_engine(config, "filter_and_balance").func is \
+        beam_filter.filter_and_balance
+    config.labeling.engine = "local"
+    assert loop.labeling_engine(config, "filter_and_balance") is \
+        select.filter_and_balance
+    config.labeling.engine = "spark"
+    with pytest.raises(ValueError, match="'local' or 'beam', got 'spark'"):
+        loop.labeling_engine(config, "generate_pseudo_labels")
