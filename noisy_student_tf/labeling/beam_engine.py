@@ -20,6 +20,9 @@ A source shard is read by one worker, as by one host of the hand-sharded
 path; every new source kind of `sources.make_source` works unchanged.
 The grouped values are prediction records only (no images): a worker
 holds one shard's records, about `records x (4 x classes + 40)` bytes.
+Runners may retry a shard or run it twice at once: every attempt writes
+its own temporary file and renames it into place, so the shard is whole
+whichever attempt finishes last.
 """
 
 import re
