@@ -31,7 +31,10 @@ setuptools.setup(
         "pillow",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout"],
+        # apache-beam: the tests of labeling.engine="beam" (CI runs them).
+        "dev": ["pytest>=8", "pytest-timeout", "apache-beam>=2.77"],
+        # labeling.engine="beam": labeling and filtering on Apache Beam.
+        "beam": ["apache-beam>=2.77"],
         # Comparators for scripts/benchmark.py; optional everywhere else.
         "bench": ["keras-cv==0.9.0", "torch==2.13.0", "timm"],
     },

@@ -14,6 +14,7 @@ so rerunning the same command after a crash resumes where it stopped.
 Online students skip labeling and filtering: the teacher runs in the step.
 """
 
+import functools
 import os
 import time
 
@@ -58,7 +59,7 @@ def label_iteration(config, teacher_result, teacher_stage, iteration_dir,
     labeling = config.labeling
     log(f"labeling {config.data.unlabeled.kind} with "
         f"{teacher_result['model_path']}")
-    summary = predict.generate_pseudo_labels(
+    summary = labeling_engine(config, "generate_pseudo_labels")(
         teacher_result["model_path"], config.data.unlabeled,
         teacher_stage.pp.eval, labels_dir,
         num_shards=labeling.num_shards, shard_indices=shard_indices,
@@ -93,7 +94,7 @@ def filter_iteration(config, iteration_dir, shard_indices=None):
             f"{labels_dir} is not complete: run pseudo-labeling first")
     log("filtering and balancing pseudo labels")
     f = config.filter
-    stats = select.filter_and_balance(
+    stats = labeling_engine(config, "filter_and_balance")(
         config.data.unlabeled, labels_dir, filter_dir,
         config.labeling.num_shards, config.num_classes,
         min_threshold=f.min_threshold, num_image=f.get("num_image"),
@@ -106,6 +107,28 @@ def filter_iteration(config, iteration_dir, shard_indices=None):
         io_utils.remove_stale_temporaries(filter_dir, recursive=True)
         io_utils.mark_stage_done(filter_dir, stats)
     return stats
+
+
+def labeling_engine(config, name):
+    """`name` (generate_pseudo_labels or filter_and_balance) of the engine
+    `config.labeling.engine` picks: "local" (default) or "beam" (Apache
+    Beam pipelines writing the same files, `labeling.beam_options`)."""
+    engine = config.labeling.get("engine", "local")
+    if engine == "local":
+        return getattr(
+            predict if name == "generate_pseudo_labels" else select, name)
+    if engine != "beam":
+        raise ValueError(f"labeling.engine must be 'local' or 'beam', got "
+                         f"{engine!r}")
+    try:  # apache-beam is an optional extra.
+        if name == "generate_pseudo_labels":
+            from noisy_student_tf.labeling import beam_engine as module
+        else:
+            from noisy_student_tf.labeling import beam_filter as module
+    except ImportError as error:  # scripts report RuntimeErrors in a line
+        raise RuntimeError(str(error)) from error
+    return functools.partial(getattr(module, name), beam_options=str(
+        config.labeling.get("beam_options", "") or ""))
 
 
 def pseudo_source_for(config, iteration_dir):

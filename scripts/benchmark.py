@@ -13,8 +13,9 @@ Usage:
 Sections (`SECTIONS`): efficientnet_train (ours vs keras.applications B0,
 and the Trainer loop vs the bare step), timm_train (vs timm on PyTorch),
 randaugment (vs keras-cv / keras, and vs the student's consumption),
-pseudo_label (labeling vs teacher inference) and labeling_memory (peak
-RSS, 10x the images). The run ends with every ratio against its goal
+pseudo_label (labeling vs teacher inference), labeling_memory (peak
+RSS, 10x the images) and beam_label (labeling on Apache Beam vs the local
+engine, `benchmarks/beam.py`). The run ends with every ratio against its goal
 (`GOALS`).
 
 Adding a section: write `bench_<name>(mode) -> dict` (mode "full",
@@ -42,6 +43,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import augmentation  # noqa: E402
+from benchmarks import beam  # noqa: E402
 from benchmarks import labeling  # noqa: E402
 from benchmarks import timing  # noqa: E402
 from benchmarks import training  # noqa: E402
@@ -63,6 +65,7 @@ SECTIONS = {
     "randaugment": augmentation.bench_randaugment,
     "pseudo_label": labeling.bench_pseudo_label,
     "labeling_memory": labeling.bench_labeling_memory,
+    "beam_label": beam.bench_beam_label,
 }
 
 # Training candidates each section needs (all measured in one set of
@@ -101,6 +104,9 @@ GOALS = {
     },
     "labeling_memory": {
         "peak RSS 10x images/1x": ("<=", 1.1),
+    },
+    "beam_label": {
+        "beam/local labeling": (">=", 0.8),
     },
 }
 

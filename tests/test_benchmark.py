@@ -32,6 +32,7 @@ RATIOS = {
                       "label shards/inference (steady, CPU time)",
                       "generate_pseudo_labels/inference (incl. load + trace)")],
     "labeling_memory": ["peak RSS 10x images/1x"],
+    "beam_label": ["beam/local labeling", "beam 2 threads/local labeling"],
 }
 
 

@@ -101,7 +101,9 @@ def get_config(arg=None):
     c.students = dict(iter1=student, iter2=copy.deepcopy(student))
     if arg.paper:
         _grow_students(c)
-    c.labeling = dict(num_shards=4, batch_size=500, has_true_labels=True)
+    c.labeling = dict(num_shards=4, batch_size=500, has_true_labels=True,
+                      # "beam": Apache Beam pipelines (README).
+                      engine="local", beam_options="")
     c.filter = dict(min_threshold=0.3, num_image=None, upsample=True)
     c.finetune = None
     # The last student's architecture on all 60,000 labels: the headroom

@@ -146,7 +146,9 @@ def get_config(arg=None):
         c.students = {"iter1": _student(name, res[arg.student], row,
                                         row["unlabel_ratio"])}
         c.finetune = None
-    c.labeling = dict(num_shards=1024, batch_size=256, has_true_labels=False)
+    c.labeling = dict(num_shards=1024, batch_size=256, has_true_labels=False,
+                      # "beam": Apache Beam pipelines (README).
+                      engine="local", beam_options="")
     # filter_unlabel.py as the ImageNet scripts run it.
     c.filter = dict(min_threshold=0.3, num_image=130_000, upsample=True)
     c.export = dict(enabled=True)

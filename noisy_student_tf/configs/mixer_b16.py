@@ -111,7 +111,9 @@ def get_config(arg=None):
         total_epochs=EPOCHS,
     )
     c.students = None if arg.baseline else dict(iter1=student)
-    c.labeling = dict(num_shards=1024, batch_size=256, has_true_labels=False)
+    c.labeling = dict(num_shards=1024, batch_size=256, has_true_labels=False,
+                      # "beam": Apache Beam pipelines (README).
+                      engine="local", beam_options="")
     c.filter = dict(min_threshold=0.3, num_image=130_000, upsample=True)
     c.finetune = None
     c.export = dict(enabled=True)

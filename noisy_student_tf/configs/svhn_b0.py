@@ -107,7 +107,9 @@ def get_config(arg=None):
     )
     c.students = dict(iter1=student)
     # Used by `:offline` only (predict.sh / filter_unlabel.sh settings).
-    c.labeling = dict(num_shards=128, batch_size=1000, has_true_labels=True)
+    c.labeling = dict(num_shards=128, batch_size=1000, has_true_labels=True,
+                      # "beam": Apache Beam pipelines (README).
+                      engine="local", beam_options="")
     c.filter = dict(min_threshold=0.3, num_image=53_113, upsample=True)
     c.finetune = None
     c.export = dict(enabled=True)

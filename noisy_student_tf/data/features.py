@@ -62,8 +62,12 @@ def pseudo_label_example(encoded_image, probabilities, record_id=None):
     }
     if record_id is not None:
         feature[ID] = _int64(record_id)
+    # Map entries sorted by key: otherwise their order follows the
+    # process's hash seed, and the filter's shards would differ in bytes
+    # between runs, hosts and engines (local vs Beam workers).
     return tf.train.Example(
-        features=tf.train.Features(feature=feature)).SerializeToString()
+        features=tf.train.Features(feature=feature)).SerializeToString(
+            deterministic=True)
 
 
 def prediction_example(probabilities, record_id=None):
@@ -76,7 +80,8 @@ def prediction_example(probabilities, record_id=None):
     if record_id is not None:
         feature[ID] = _int64(record_id)
     return tf.train.Example(
-        features=tf.train.Features(feature=feature)).SerializeToString()
+        features=tf.train.Features(feature=feature)).SerializeToString(
+            deterministic=True)
 
 
 def _encode(message_type, fields, values, sizes):

@@ -11,6 +11,13 @@ the integer part plus one more with probability of the fraction, so
 over-full classes are subsampled and sparse ones duplicated (`upsample=False`
 caps copies at 1). Output records carry `image/encoded`, `probabilities`,
 `label`, `prob` (+ `id`), readable by the original code.
+
+The reference draws the "one more" coin from a sequential RNG, so its
+result depends on how records are split over workers and in what order
+they come. Here the coin is a hash of (seed, record id) (`record_uniform`)
+and each chunk's shuffle is seeded by (seed, shard): every engine (this
+loop, or Beam workers, `beam_filter.py`) keeps and duplicates exactly the
+same records, however the work is split.
 """
 
 import math
@@ -90,9 +97,47 @@ def select_thresholds(histogram, num_image, min_threshold=0.3, max_prob=2.0,
     return thresholds
 
 
-def copies_for(probability, label, thresholds, num_image, max_prob, rng,
+def record_uniform(seed, record_ids):
+    """Uniform [0, 1) draws that depend only on (seed, record id).
+
+    SplitMix64 (Steele et al., 2014) of `seed * 2**32 + id`: a stable,
+    well-mixed hash, so a record's coin does not depend on the worker, the
+    shard count or the record order.
+
+    Args:
+      seed: int, the experiment seed.
+      record_ids: int or int array of record ids (`sources` ids).
+
+    Returns:
+      float64 array (or scalar) in [0, 1), shaped like `record_ids`.
+    """
+    ids = np.asarray(record_ids).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(int(seed) & 0xFFFFFFFF) * np.uint64(1 << 32) + ids
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def copies_for(probability, label, thresholds, num_image, max_prob, draw,
                upsample=True, use_all=False):
-    """How many times an image goes into the filtered set."""
+    """How many times an image goes into the filtered set.
+
+    Args:
+      probability: the image's top-1 confidence.
+      label: its predicted class.
+      thresholds: `select_thresholds` output.
+      num_image: target images per class.
+      max_prob: images above it are dropped.
+      draw: uniform [0, 1) coin of this image (`record_uniform`).
+      upsample: allow more than one copy.
+      use_all: keep every image above its threshold exactly once.
+
+    Returns:
+      int, the number of copies (0 = dropped).
+    """
     threshold, total = thresholds[label]
     # Compare in histogram bins, so float32 0.8999999 counts as 0.90 both
     # when thresholds are chosen and when images are kept.
@@ -105,7 +150,7 @@ def copies_for(probability, label, thresholds, num_image, max_prob, rng,
     if not upsample:
         expected = min(expected, 1.0)
     whole = int(expected)
-    return whole + int(rng.random_sample() < expected - whole)
+    return whole + int(draw < expected - whole)
 
 
 def _encoded_source(source_config, index, count):
@@ -135,6 +180,7 @@ def write_filtered_shard(source_config, labels_dir, filter_dir, index,
         return tfrecord_io.read_info(data_dir, tfrecord_io.FILTERED, index,
                                      count)
     tf.io.gfile.makedirs(data_dir)
+    # Only the chunk shuffles use this: given (seed, shard) they are fixed.
     rng = np.random.RandomState([seed, index])
     per_class = np.zeros(num_classes, np.int64)
     buffer = []
@@ -153,7 +199,9 @@ def write_filtered_shard(source_config, labels_dir, filter_dir, index,
             probabilities = pred["probabilities"]
             label = int(probabilities.argmax())
             n = copies_for(float(probabilities[label]), label, thresholds,
-                           num_image, max_prob, rng, upsample, use_all)
+                           num_image, max_prob,
+                           float(record_uniform(seed, image["id"])),
+                           upsample, use_all)
             if n:
                 record = features.pseudo_label_example(
                     image["image"], probabilities, int(image["id"]))

@@ -32,10 +32,10 @@ def test_use_all_walks_down_to_min_threshold():
     got = select.select_thresholds(hist, num_image=120, min_threshold=0.3,
                                    use_all=True)
     assert got == [(0.30, 180), (0.30, 5)]
-    rng = np.random.RandomState(0)
-    # Kept exactly once whatever num_image / total says.
-    assert [select.copies_for(p, 0, got, 120, 2.0, rng, use_all=True)
-            for p in (0.95, 0.41, 0.30, 0.29)] == [1, 1, 1, 0]
+    # Kept exactly once whatever num_image / total (or the coin) says.
+    assert [select.copies_for(p, 0, got, 120, 2.0, draw, use_all=True)
+            for p, draw in ((0.95, 0.9), (0.41, 0.0), (0.30, 0.5),
+                            (0.29, 0.0))] == [1, 1, 1, 0]
 
 
 def test_bins_put_edges_in_the_right_bin():
@@ -43,20 +43,37 @@ def test_bins_put_edges_in_the_right_bin():
         select._bins([0.3, 0.2999, 1.0, 0.0, 0.995]), [30, 29, 100, 0, 99])
 
 
+def test_record_coin_is_splitmix64_of_seed_and_id():
+    # SplitMix64's published first output for state 0 is
+    # 0xE220A8397B1DCDAF; the coin is its top 53 bits over 2**53.
+    assert select.record_uniform(0, 0) == \
+        (0xE220A8397B1DCDAF >> 11) / 2.0**53
+    draws = select.record_uniform(7, np.arange(100_000))
+    assert draws.min() >= 0.0 and draws.max() < 1.0
+    assert draws.mean() == pytest.approx(0.5, abs=0.005)
+    # Only (seed, id) matter: the same id draws the same coin alone or in
+    # any batch, and another seed draws another coin.
+    assert select.record_uniform(7, 123) == draws[123]
+    assert select.record_uniform(8, 123) != draws[123]
+
+
 def test_copies_subsample_and_duplicate_exactly_in_expectation():
-    rng = np.random.RandomState(0)
     thresholds = [(0.5, 200), (0.3, 40), (0.3, 0)]
+    coins = select.record_uniform(0, np.arange(4000))
     # num_image 100: class 0 keeps each with p=0.5, class 1 gets 2.5 copies.
-    draws0 = [select.copies_for(0.9, 0, thresholds, 100, 2.0, rng)
-              for _ in range(4000)]
-    draws1 = [select.copies_for(0.4, 1, thresholds, 100, 2.0, rng)
-              for _ in range(4000)]
+    draws0 = [select.copies_for(0.9, 0, thresholds, 100, 2.0, u)
+              for u in coins]
+    draws1 = [select.copies_for(0.4, 1, thresholds, 100, 2.0, u)
+              for u in coins]
     assert set(draws0) == {0, 1} and set(draws1) == {2, 3}
     assert np.mean(draws0) == pytest.approx(0.5, abs=0.03)
     assert np.mean(draws1) == pytest.approx(2.5, abs=0.03)
-    assert select.copies_for(0.45, 0, thresholds, 100, 2.0, rng) == 0
-    capped = [select.copies_for(0.4, 1, thresholds, 100, 2.0, rng,
-                                upsample=False) for _ in range(50)]
+    # The extra copy goes exactly to the coins under the fraction.
+    assert [select.copies_for(0.9, 0, thresholds, 100, 2.0, u)
+            for u in (0.0, 0.4999, 0.5, 0.99)] == [1, 1, 0, 0]
+    assert select.copies_for(0.45, 0, thresholds, 100, 2.0, 0.0) == 0
+    capped = [select.copies_for(0.4, 1, thresholds, 100, 2.0, u,
+                                upsample=False) for u in coins[:50]]
     assert set(capped) == {1}
 
 
@@ -68,7 +85,8 @@ def _write_predictions(directory, shard, count, probabilities, ids):
         writer.commit({"mean_confidence": 0.0})
 
 
-def _filter_sixty(tmp_path, monkeypatch, **options):
+def _filter_sixty(tmp_path, monkeypatch, num_shards=2, num_image=40,
+                  **options):
     """Filters 60 hand-made predictions over 3 classes (2 shards)."""
     rng = np.random.RandomState(1)
     n, classes = 60, 3
@@ -78,16 +96,17 @@ def _filter_sixty(tmp_path, monkeypatch, **options):
     probs[40:50] = [0.25, 0.25, 0.5]  # 10 unsure class-2 predictions
     probs[50:] = [0.25, 0.45, 0.30]   # 10 class-1 predictions at 0.45
     labels = np.zeros(n)
-    for shard in range(2):
-        ids = np.arange(n)[shard::2]
-        _write_predictions(str(tmp_path / "labels"), shard, 2, probs[ids],
-                           ids)
+    for shard in range(num_shards):
+        ids = np.arange(n)[shard::num_shards]
+        _write_predictions(str(tmp_path / "labels"), shard, num_shards,
+                           probs[ids], ids)
     monkeypatch.setattr(
         sources, "make_source", lambda config, shard=None:
         sources.array_source(images, labels, shard=shard))
     stats = select.filter_and_balance(
-        None, str(tmp_path / "labels"), str(tmp_path / "filter"), 2,
-        classes, min_threshold=0.3, num_image=40, **options)
+        None, str(tmp_path / "labels"), str(tmp_path / "filter"),
+        num_shards, classes, min_threshold=0.3, num_image=num_image,
+        **options)
     records = list(tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(
         select.filtered_pattern(str(tmp_path / "filter"))))).map(
             lambda s: features.parse_pseudo_label(s, classes)))
@@ -129,6 +148,22 @@ def test_use_all_keeps_every_image_above_min_threshold_once(tmp_path,
     assert stats["thresholds"] == [0.3, 0.3, 0.3]
     assert stats["per_class_after"] == [0, 50, 10]
     assert sorted(int(r["id"]) for r in records) == list(range(60))
+
+
+def test_kept_records_depend_on_seed_and_id_not_on_sharding(tmp_path,
+                                                             monkeypatch):
+    # num_image 20 for class 1's 40 images at 0.90: each is kept with
+    # probability 1/2, decided by its own coin, so 1, 2 or 3 shards keep
+    # exactly the same images: those whose coin is under 1/2.
+    kept = []
+    for shards in (1, 2, 3):
+        _, records, _, _ = _filter_sixty(
+            tmp_path / str(shards), monkeypatch, num_shards=shards,
+            num_image=20, plots=False, seed=5)
+        kept.append(sorted(int(r["id"]) for r in records
+                           if int(r["label"]) == 1))
+    coins = select.record_uniform(5, np.arange(40))
+    assert kept[0] == kept[1] == kept[2] == list(np.flatnonzero(coins < 0.5))
 
 
 def test_mismatched_source_and_predictions_are_refused(tmp_path,
