@@ -31,7 +31,11 @@ setuptools.setup(
         "pillow",
     ],
     extras_require={
-        "dev": ["pytest>=8", "pytest-timeout"],
+        # imagecorruptions-imaug: the oracle of the corruption tests.
+        "dev": ["pytest>=8", "pytest-timeout",
+                "imagecorruptions-imaug==1.1.5"],
+        # The six ImageNet-C frost photographs (read from the package).
+        "robustness": ["imagecorruptions-imaug==1.1.5"],
         # Comparators for scripts/benchmark.py; optional everywhere else.
         "bench": ["keras-cv==0.9.0", "torch==2.13.0", "timm"],
     },

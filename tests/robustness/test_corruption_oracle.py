@@ -193,3 +193,13 @@ def test_elastic_transform_equals_hendrycks_function(images, severity):
     # OpenCV's bilinear warp rounds its weights to 1/32 pixel (INTER_BITS).
     assert diff.mean() < 0.5, diff.mean()
     assert np.percentile(diff, 99) <= 4, np.percentile(diff, 99)
+
+
+def test_frost_covers_images_larger_than_the_photographs():
+    # The smallest photographs are 315 px high; the reference would crash.
+    x = np.full((2, 400, 640, 3), 100, np.uint8)
+    out = corruptions.corrupt(x, "frost", 5, "imagenet").astype(np.float64)
+    c0, c1 = corruption_tables.IMAGENET["frost"][4]
+    layer = (out - c0 * 100) / c1
+    assert out.shape == x.shape and layer.min() >= -2
+    assert layer.std() > 10  # a textured crop, not a flat fill
