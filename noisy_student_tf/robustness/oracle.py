@@ -13,6 +13,10 @@ severity:
   change; the mean paired difference is compared with its standard
   error.
 
+For frost the package's `randint(6)` photograph draw is made `randint(5)`
+as in make_imagenet_c.py (`reference_corrupt`); it still upsamples the
+photographs 1.1x (bicubic), which the reference does not.
+
 elastic_transform is not compared: the package rewrote it (its own
 size-independent constants), so hendrycks' function stays its reference
 (see tests/robustness/test_corruption_oracle.py).
@@ -60,11 +64,32 @@ def reference_corrupt(images: np.ndarray, name: str, severity: int,
     """
     import imagecorruptions  # pylint: disable=g-import-not-at-top
     np.random.seed(seed)
-    out = []
-    for i, image in enumerate(images):
-        kwargs = {"seed": seed * 100003 + i} if name in _SEEDED else {}
-        out.append(imagecorruptions.corrupt(image, severity, name, **kwargs))
+    randint = np.random.randint
+    if name == "frost":
+        np.random.randint = _five_photos(randint)
+    try:
+        out = []
+        for i, image in enumerate(images):
+            kwargs = {"seed": seed * 100003 + i} if name in _SEEDED else {}
+            out.append(imagecorruptions.corrupt(image, severity, name,
+                                                **kwargs))
+    finally:
+        np.random.randint = randint
     return np.stack(out)
+
+
+def _five_photos(randint):
+    """np.random.randint with the package's randint(6) made randint(5).
+
+    make_imagenet_c.py draws the frost photograph with randint(5) (frost6
+    is never used); the package draws from all six. Patching its one
+    randint(6) call makes it the reference's draw; crops are unaffected.
+    """
+    def patched(*args, **kwargs):
+        if args == (6,) and not kwargs:
+            return randint(frost_lib.NUM_DRAWN)
+        return randint(*args, **kwargs)
+    return patched
 
 
 def change_stats(corrupted: np.ndarray, clean: np.ndarray) -> np.ndarray:
@@ -211,3 +236,54 @@ def markdown_table(before: dict, after: dict) -> str:
             f"{mean(by_sev, 'reference_change'):.2f} | "
             f"{mean(old, 'mad'):.2f} | {mean(by_sev, 'mad'):.2f} |")
     return "\n".join(lines)
+
+
+def before_and_after(images: np.ndarray, seed: int = 0,
+                     progress=None) -> dict:
+    """The comparison with synthetic frost (before) and with `auto` frost.
+
+    Only frost depends on the frost source, so "before" is "after" with
+    its frost rows recomputed on the synthetic textures.
+
+    Args:
+        images: uint8 [N, H, W, 3] batch, H and W >= 32.
+        seed: seed of both sides.
+        progress: optional callable run after each corruption.
+
+    Returns:
+        {"before": compare(...), "after": compare(...)}.
+    """
+    after = compare(images, seed=seed, progress=progress)
+    synthetic = compare(images, ["frost"], seed, "synthetic", progress)
+    before = dict(after, frost=synthetic["frost"],
+                  results=dict(after["results"], **synthetic["results"]))
+    return {"before": before, "after": after}
+
+
+def fashion_mnist_images(num_images: int, size: int,
+                         data_dir: Optional[str] = None) -> np.ndarray:
+    """The first Fashion-MNIST test images as size x size RGB uint8.
+
+    Args:
+        num_images: how many (<= 10,000).
+        size: output side, >= 32 (bilinear upsampling from 28).
+        data_dir: folder of the IDX files (default: the Debian package's).
+
+    Returns:
+        uint8 [num_images, size, size, 3], grey in every channel.
+
+    Raises:
+        ValueError: on a bad count or size.
+    """
+    # pylint: disable=g-import-not-at-top
+    from PIL import Image
+    from noisy_student_tf.data import fashion_mnist
+    if not 1 <= num_images <= 10000 or size < 32:
+        raise ValueError(f"need 1 <= num_images <= 10000 and size >= 32, "
+                         f"got {num_images}, {size}")
+    kwargs = {"data_dir": data_dir} if data_dir else {}
+    x, _ = fashion_mnist.load_arrays("test", **kwargs)
+    return np.stack([
+        np.asarray(Image.fromarray(a[..., 0]).resize(
+            (size, size), Image.BILINEAR).convert("RGB"))
+        for a in x[:num_images]])
