@@ -28,6 +28,9 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Output directory.")
 _SIZE = flags.DEFINE_integer("size", 224, "Image side in pixels (>= 32).")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 16, "Images per case.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of both sides.")
+_FROST_DRAWS = flags.DEFINE_integer(
+    "frost_draws", 200, "Least frost draws per severity (the images are "
+    "repeated): the photograph drawn dominates frost's change.")
 _DATA_DIR = flags.DEFINE_string("fashion_mnist_dir", None,
                                 "Fashion-MNIST IDX folder (default: the "
                                 "Debian package's).")
@@ -52,7 +55,8 @@ def main(argv):
     bar = None if _NO_PROGRESS.value else keras.utils.Progbar(
         len(oracle.EXACT + oracle.STATISTICAL) + 1, unit_name="corruption")
     result = oracle.before_and_after(
-        images, _SEED.value, progress=bar and (lambda: bar.add(1)))
+        images, _SEED.value, progress=bar and (lambda: bar.add(1)),
+        frost_draws=_FROST_DRAWS.value)
     table = oracle.markdown_table(result["before"], result["after"])
     io_utils.atomic_write_json(os.path.join(output_dir, "oracle.json"),
                                result)

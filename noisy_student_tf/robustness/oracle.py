@@ -35,6 +35,9 @@ EXACT = ("defocus_blur", "zoom_blur", "brightness", "contrast",
 STATISTICAL = ("gaussian_noise", "shot_noise", "impulse_noise",
                "glass_blur", "motion_blur", "snow", "frost", "fog")
 NOT_COMPARED = ("elastic_transform",)
+# Frost's change depends mostly on which photograph is drawn (their means
+# range 124-207), so its comparison repeats the images to >= this many.
+FROST_DRAWS = 200
 # Kinds whose package function takes an explicit seed (they would
 # otherwise draw from an unseeded generator).
 _SEEDED = ("glass_blur", "impulse_noise")
@@ -133,21 +136,25 @@ def z_scores(ours: np.ndarray, reference: np.ndarray,
 
 
 def compare_one(images: np.ndarray, name: str, severity: int,
-                seed: int = 0, frost_source: str = "auto") -> dict:
+                seed: int = 0, frost_source: str = "auto",
+                frost_draws: int = FROST_DRAWS) -> dict:
     """Our corruption vs the package's on one batch at one severity.
 
     Args:
-        images: uint8 [N, H, W, 3] batch, H and W >= 32.
+        images: uint8 [N, H, W, 3] batch, H and W >= 32 (for frost,
+            repeated to `frost_draws` images).
         name: a corruption in EXACT or STATISTICAL.
         severity: 1..5.
-        seed: seed of both sides.
+        seed: seed of both sides (combined with the severity).
         frost_source: passed to `corruptions.corrupt`.
+        frost_draws: least number of frost draws per severity.
 
     Returns:
         {"kind", "ours_change", "reference_change", "ours_sd",
-        "reference_sd", "mad"}: mean changes and stds of change (0-255),
-        and for EXACT kinds the pixel-wise mean absolute difference (for
-        STATISTICAL kinds, |ours_change - reference_change|).
+        "reference_sd", "mad", "z"}: mean changes and stds of change
+        (0-255); for EXACT kinds the pixel-wise mean absolute difference
+        (for STATISTICAL kinds, |ours_change - reference_change|); z: the
+        mean change's paired difference in standard errors.
 
     Raises:
         ValueError: for a corruption that is not compared.
@@ -155,11 +162,15 @@ def compare_one(images: np.ndarray, name: str, severity: int,
     if name not in EXACT + STATISTICAL:
         raise ValueError(f"{name!r} is not compared with the package; "
                          f"compared: {', '.join(EXACT + STATISTICAL)}")
+    if name == "frost":  # the photograph drawn dominates: more draws
+        images = np.concatenate([images] * -(-frost_draws // len(images)))
+    seed = seed * 10 + severity  # severities draw independently
     ours = corruptions.corrupt(images, name, severity, "imagenet", seed=seed,
                                frost_source=frost_source)
     ref = reference_corrupt(images, name, severity, seed=seed)
-    s_ours = change_stats(ours, images).mean(axis=0)
-    s_ref = change_stats(ref, images).mean(axis=0)
+    per_ours = change_stats(ours, images)
+    per_ref = change_stats(ref, images)
+    s_ours, s_ref = per_ours.mean(axis=0), per_ref.mean(axis=0)
     if name in EXACT:
         mad = float(np.abs(ours.astype(np.float64) - ref).mean())
     else:
@@ -168,12 +179,13 @@ def compare_one(images: np.ndarray, name: str, severity: int,
             "ours_change": float(s_ours[0]),
             "reference_change": float(s_ref[0]),
             "ours_sd": float(s_ours[1]), "reference_sd": float(s_ref[1]),
-            "mad": mad}
+            "mad": mad,
+            "z": float(z_scores(per_ours, per_ref, 0.0)[0])}
 
 
 def compare(images: np.ndarray, names: Optional[Iterable[str]] = None,
             seed: int = 0, frost_source: str = "auto",
-            progress=None) -> dict:
+            progress=None, frost_draws: int = FROST_DRAWS) -> dict:
     """`compare_one` for every compared corruption and severity.
 
     Args:
@@ -182,6 +194,7 @@ def compare(images: np.ndarray, names: Optional[Iterable[str]] = None,
         seed: seed of both sides.
         frost_source: passed to `corruptions.corrupt`.
         progress: optional callable run after each corruption.
+        frost_draws: least number of frost draws per severity.
 
     Returns:
         {"frost": which frost was used, "num_images", "size",
@@ -195,13 +208,16 @@ def compare(images: np.ndarray, names: Optional[Iterable[str]] = None,
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError("need a uint8 [N, H, W, 3] batch, got "
                          f"{images.dtype} {images.shape}")
+    if frost_draws < 1:
+        raise ValueError(f"frost_draws must be >= 1, got {frost_draws}")
     if min(images.shape[1:3]) < 32:
         raise ValueError("imagecorruptions needs H, W >= 32, got "
                          f"{images.shape[1:3]}")
     results = {}
     for name in names or EXACT + STATISTICAL:
         results[name] = {
-            str(s): compare_one(images, name, s, seed, frost_source)
+            str(s): compare_one(images, name, s, seed, frost_source,
+                                frost_draws)
             for s in corruptions.SEVERITIES}
         if progress is not None:
             progress()
@@ -213,6 +229,8 @@ def compare(images: np.ndarray, names: Optional[Iterable[str]] = None,
 def markdown_table(before: dict, after: dict) -> str:
     """Per corruption: mean over severities of `mad`, before vs after.
 
+    The last column is the largest z over severities (random kinds).
+
     Args:
         before: a `compare` result (e.g. with synthetic frost).
         after: a `compare` result.
@@ -222,8 +240,8 @@ def markdown_table(before: dict, after: dict) -> str:
     """
     lines = ["| corruption | kind | change (ours / reference) | "
              f"difference, {before['frost']} | "
-             f"difference, {after['frost']} |",
-             "|---|---|---|---|---|"]
+             f"difference, {after['frost']} | max z |",
+             "|---|---|---|---|---|---|"]
     for name, by_sev in after["results"].items():
         old = before["results"].get(name, {})
 
@@ -234,12 +252,14 @@ def markdown_table(before: dict, after: dict) -> str:
             f"| {name} | {next(iter(by_sev.values()))['kind']} | "
             f"{mean(by_sev, 'ours_change'):.2f} / "
             f"{mean(by_sev, 'reference_change'):.2f} | "
-            f"{mean(old, 'mad'):.2f} | {mean(by_sev, 'mad'):.2f} |")
+            f"{mean(old, 'mad'):.2f} | {mean(by_sev, 'mad'):.2f} | "
+            + (f"{max(v['z'] for v in by_sev.values()):.1f} |"
+               if name in STATISTICAL else "– |"))
     return "\n".join(lines)
 
 
 def before_and_after(images: np.ndarray, seed: int = 0,
-                     progress=None) -> dict:
+                     progress=None, frost_draws: int = FROST_DRAWS) -> dict:
     """The comparison with synthetic frost (before) and with `auto` frost.
 
     Only frost depends on the frost source, so "before" is "after" with
@@ -249,12 +269,15 @@ def before_and_after(images: np.ndarray, seed: int = 0,
         images: uint8 [N, H, W, 3] batch, H and W >= 32.
         seed: seed of both sides.
         progress: optional callable run after each corruption.
+        frost_draws: least number of frost draws per severity.
 
     Returns:
         {"before": compare(...), "after": compare(...)}.
     """
-    after = compare(images, seed=seed, progress=progress)
-    synthetic = compare(images, ["frost"], seed, "synthetic", progress)
+    after = compare(images, seed=seed, progress=progress,
+                    frost_draws=frost_draws)
+    synthetic = compare(images, ["frost"], seed, "synthetic", progress,
+                        frost_draws)
     before = dict(after, frost=synthetic["frost"],
                   results=dict(after["results"], **synthetic["results"]))
     return {"before": before, "after": after}

@@ -21,6 +21,7 @@ a minute on two cores.
   with the constants of make_imagenet_c.py checked by hand values.
 """
 
+import json
 import os
 
 import numpy as np
@@ -40,6 +41,7 @@ from noisy_student_tf.robustness import corruptions
 from noisy_student_tf.robustness import filters
 from noisy_student_tf.robustness import frost
 from noisy_student_tf.robustness import oracle
+from tests import testing
 
 SIZE = 64
 Z_MAX = 4.0    # standard errors
@@ -194,3 +196,27 @@ def test_frost_covers_images_larger_than_the_photographs():
     layer = (out - c0 * 100) / c1
     assert out.shape == x.shape and layer.min() >= -2
     assert layer.std() > 10  # a textured crop, not a flat fill
+
+
+def test_script_writes_the_before_after_table(tmp_path):
+    out = tmp_path / "oracle"
+    proc = testing.run_script([
+        "scripts/corruption_oracle.py", f"--output_dir={out}", "--size=32",
+        "--num_images=2", "--frost_draws=2", "--no_progress"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((out / "oracle.json").read_text())
+    after, before = result["after"], result["before"]
+    assert after["frost"].startswith("photographs (imagecorruptions-imaug")
+    assert before["frost"] == "synthetic textures"
+    assert set(after["results"]) == set(oracle.EXACT + oracle.STATISTICAL)
+    for name in oracle.EXACT:
+        for row in after["results"][name].values():
+            assert row["kind"] == "exact" and row["mad"] < 0.1
+    assert after["results"]["fog"] == before["results"]["fog"]
+    assert after["results"]["frost"] != before["results"]["frost"]
+    table = (out / "oracle.md").read_text()
+    assert "| frost | statistical |" in table and table in proc.stdout
+    bad = testing.run_script(["scripts/corruption_oracle.py",
+                              f"--output_dir={out}", "--size=16"])
+    assert bad.returncode == 1
+    assert testing.last_line(bad.stderr).startswith("error: need 1 <=")
