@@ -27,6 +27,8 @@ from absl import flags
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Output directory.")
 _SIZE = flags.DEFINE_integer("size", 224, "Image side in pixels (>= 32).")
 _NUM_IMAGES = flags.DEFINE_integer("num_images", 16, "Images per case.")
+_NAMES = flags.DEFINE_list("names", None, "Corruptions to compare "
+                           "(default: all but elastic_transform).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of both sides.")
 _FROST_DRAWS = flags.DEFINE_integer(
     "frost_draws", 200, "Least frost draws per severity (the images are "
@@ -52,11 +54,12 @@ def main(argv):
     output_dir = io_utils.ensure_writable_dir(_OUTPUT_DIR.value)
     images = oracle.fashion_mnist_images(_NUM_IMAGES.value, _SIZE.value,
                                          _DATA_DIR.value)
+    names = _NAMES.value or list(oracle.EXACT + oracle.STATISTICAL)
     bar = None if _NO_PROGRESS.value else keras.utils.Progbar(
-        len(oracle.EXACT + oracle.STATISTICAL) + 1, unit_name="corruption")
+        len(names) + ("frost" in names), unit_name="corruption")
     result = oracle.before_and_after(
         images, _SEED.value, progress=bar and (lambda: bar.add(1)),
-        frost_draws=_FROST_DRAWS.value)
+        frost_draws=_FROST_DRAWS.value, names=names)
     table = oracle.markdown_table(result["before"], result["after"])
     io_utils.atomic_write_json(os.path.join(output_dir, "oracle.json"),
                                result)

@@ -9,16 +9,15 @@ Not the PyPI `imagecorruptions` wheel as the implementation: it only has
 the ImageNet constants, so it cannot reproduce CIFAR-10-C. Its maintained
 fork `imagecorruptions-imaug` (the `robustness` extra) is the oracle of
 tests/robustness/test_corruption_oracle.py and the source of the six frost
-photographs (`frost.py`). Measured there on 64 px images, ImageNet
-constants: defocus, zoom blur, brightness, contrast, pixelate and JPEG
-equal it within uint8 truncation (at most 1 level, mean <= 0.07); the
-random kinds (noises, glass / motion blur, snow, frost, fog) equal it in
-distribution; motion blur equals its kernel given the angle.
+photographs (`frost.py`). ImageNet constants: defocus, zoom blur,
+brightness, contrast, pixelate and JPEG equal it within uint8 truncation
+(at most 1 level; mean 0.00-0.01 levels, scripts/corruption_oracle.py);
+the random kinds (noises, glass / motion blur, snow, frost, fog) equal it
+in distribution; motion blur equals its kernel given the angle.
 
 Deliberate differences from the reference, one line each:
-* frost: like make_*_c.py, frost1-5 only and crops of the photograph at
-  its own size; the package also draws frost6 and upsamples 1.1x
-  (mean frost change ~12 x c_frost levels apart, 3-9 levels).
+* frost: frost1-5 at their own size as make_*_c.py; the package also
+  draws frost6 and upsamples 1.1x (mean change 1.6 levels apart, noise).
 * frost without imagecorruptions-imaug: six synthetic textures stand in
   (`filters.frost_textures`), with a warning; not comparable.
 * motion_blur / snow: a NumPy line kernel with ImageMagick's radius, sigma

@@ -208,13 +208,18 @@ def compare(images: np.ndarray, names: Optional[Iterable[str]] = None,
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError("need a uint8 [N, H, W, 3] batch, got "
                          f"{images.dtype} {images.shape}")
+    names = list(names or EXACT + STATISTICAL)
+    unknown = sorted(set(names) - set(EXACT + STATISTICAL))
+    if unknown:
+        raise ValueError(f"not compared: {', '.join(unknown)}; compared: "
+                         f"{', '.join(EXACT + STATISTICAL)}")
     if frost_draws < 1:
         raise ValueError(f"frost_draws must be >= 1, got {frost_draws}")
     if min(images.shape[1:3]) < 32:
         raise ValueError("imagecorruptions needs H, W >= 32, got "
                          f"{images.shape[1:3]}")
     results = {}
-    for name in names or EXACT + STATISTICAL:
+    for name in names:
         results[name] = {
             str(s): compare_one(images, name, s, seed, frost_source,
                                 frost_draws)
@@ -259,7 +264,8 @@ def markdown_table(before: dict, after: dict) -> str:
 
 
 def before_and_after(images: np.ndarray, seed: int = 0,
-                     progress=None, frost_draws: int = FROST_DRAWS) -> dict:
+                     progress=None, frost_draws: int = FROST_DRAWS,
+                     names: Optional[Iterable[str]] = None) -> dict:
     """The comparison with synthetic frost (before) and with `auto` frost.
 
     Only frost depends on the frost source, so "before" is "after" with
@@ -270,12 +276,15 @@ def before_and_after(images: np.ndarray, seed: int = 0,
         seed: seed of both sides.
         progress: optional callable run after each corruption.
         frost_draws: least number of frost draws per severity.
+        names: corruptions (default: EXACT + STATISTICAL).
 
     Returns:
         {"before": compare(...), "after": compare(...)}.
     """
-    after = compare(images, seed=seed, progress=progress,
-                    frost_draws=frost_draws)
+    names = list(names or EXACT + STATISTICAL)
+    after = compare(images, names, seed, "auto", progress, frost_draws)
+    if "frost" not in names:
+        return {"before": after, "after": after}
     synthetic = compare(images, ["frost"], seed, "synthetic", progress,
                         frost_draws)
     before = dict(after, frost=synthetic["frost"],
