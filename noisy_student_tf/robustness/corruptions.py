@@ -20,9 +20,8 @@ Deliberate differences from the reference, one line each:
   draws frost6 and upsamples 1.1x (mean change 1.6 levels apart, noise).
 * frost without imagecorruptions-imaug: six synthetic textures stand in
   (`filters.frost_textures`), with a warning; not comparable.
-* motion_blur / snow: a NumPy line kernel with ImageMagick's radius, sigma
-  and angle semantics replaces Wand/ImageMagick `MotionBlurImage` (the
-  package's own emulation; within 1 level of it at every angle).
+* motion_blur / snow: a NumPy line kernel replaces Wand/ImageMagick
+  `MotionBlurImage`: within 1 level (mean < 0.05) of ImageMagick 6.9.
 * pixelate: BOX upsampling as make_imagenet_c.py; the package uses
   NEAREST (0 levels apart on the test images).
 * randomness comes from one NumPy generator per image seeded by

@@ -23,9 +23,12 @@ a minute on two cores.
 
 import json
 import os
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
+from PIL import Image
 
 ic = pytest.importorskip("imagecorruptions")
 cv2 = pytest.importorskip("cv2")
@@ -227,3 +230,34 @@ def test_compare_rejects_bad_input(images):
         oracle.compare(images, ["frost"], frost_draws=0)
     with pytest.raises(ValueError, match="size >= 32"):
         oracle.fashion_mnist_images(2, 16)
+
+
+def _imagemagick():
+    """An ImageMagick convert binary (a `convert` on PATH may be another
+    program), or None."""
+    for name in ("magick", "convert-im6.q16", "convert-im6", "convert"):
+        path = shutil.which(name)
+        if path:
+            proc = subprocess.run([path, "-version"], capture_output=True,
+                                  text=True, check=False)
+            if proc.stdout.startswith("Version: ImageMagick"):
+                return path
+    return None
+
+
+@pytest.mark.skipif(_imagemagick() is None, reason="ImageMagick not found")
+@pytest.mark.parametrize("severity", corruptions.SEVERITIES)
+def test_motion_blur_equals_imagemagick(images, severity, tmp_path):
+    # make_imagenet_c.py blurs with Wand's MagickMotionBlurImage; the CLI
+    # -motion-blur RxS+A is the same call.
+    radius, sigma = corruption_tables.IMAGENET["motion_blur"][severity - 1]
+    for i, angle in enumerate((-40.0, -12.5, 0.0, 30.0)):
+        src, dst = tmp_path / f"in{i}.png", tmp_path / f"out{i}.png"
+        Image.fromarray(images[i]).save(src)
+        subprocess.run([_imagemagick(), str(src), "-motion-blur",
+                        f"{radius}x{sigma}+{angle}", str(dst)], check=True)
+        ref = np.asarray(Image.open(dst).convert("RGB")).astype(np.int64)
+        ours = filters.motion_blur(images[i:i + 1].astype(np.float32),
+                                   radius, sigma, np.array([angle]))
+        diff = np.abs(np.uint8(np.clip(ours[0], 0, 255)) - ref)
+        assert diff.max() <= 1 and diff.mean() < 0.05, (angle, diff.mean())
