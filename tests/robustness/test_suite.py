@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from noisy_student_tf import robustness
+from noisy_student_tf import robustness_stage
 from noisy_student_tf.robustness import datasets
 from noisy_student_tf.robustness import suite
 
@@ -68,6 +69,9 @@ def test_suite_states_which_frost_it_used():
     assert report["settings"]["frost"] == robustness.frost.describe()
     assert report["settings"]["frost"].startswith(
         ("photographs (imagecorruptions", "synthetic"))
+    lines = "\n".join(robustness_stage.report_lines(
+        {"models": {"m": json.loads(json.dumps(report))}}))
+    assert f"frost from {report['settings']['frost']}" in lines
 
 
 def test_suite_values_for_a_constant_classifier():
