@@ -31,10 +31,15 @@ setuptools.setup(
         "pillow",
     ],
     extras_require={
-        # apache-beam: the tests of labeling.engine="beam" (CI runs them).
-        "dev": ["pytest>=8", "pytest-timeout", "apache-beam>=2.77"],
+        # The tests' optional engines and oracles (CI runs them):
+        # apache-beam for labeling.engine="beam", imagecorruptions-imaug
+        # as the ImageNet-C reference of the corruption tests.
+        "dev": ["pytest>=8", "pytest-timeout", "apache-beam>=2.77",
+                "imagecorruptions-imaug==1.1.5"],
         # labeling.engine="beam": labeling and filtering on Apache Beam.
         "beam": ["apache-beam>=2.77"],
+        # The six ImageNet-C frost photographs (read from the package).
+        "robustness": ["imagecorruptions-imaug==1.1.5"],
         # Comparators for scripts/benchmark.py; optional everywhere else.
         "bench": ["keras-cv==0.9.0", "torch==2.13.0", "timm"],
     },

@@ -29,6 +29,7 @@ from noisy_student_tf import robustness
 from noisy_student_tf import robustness_data
 from noisy_student_tf.data import sources
 from noisy_student_tf.robustness import corruptions as corruptions_lib
+from noisy_student_tf.robustness import frost as frost_lib
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import trainer
 
@@ -124,7 +125,9 @@ def _cache_key(model_path, eval_source_config, eval_pp_string, rcfg):
            "model": os.path.basename(model_path),
            "model_bytes": stat.length, "model_mtime_ns": stat.mtime_nsec,
            "eval_source": eval_source_config, "eval_pp": eval_pp_string,
-           "settings": settings}
+           "settings": settings,
+           # photographs vs synthetic frost changes the corruption numbers
+           "frost": frost_lib.describe()}
     # JSON round trip: tuples and lists, ConfigDicts and dicts compare equal.
     return json.loads(json.dumps(key, sort_keys=True, default=str))
 
@@ -364,6 +367,8 @@ def report_lines(robustness_result):
         f"{settings.get('constants')} corruption constants"
         + (" (released data)" if settings.get("released_corruptions")
            else " (generated)")
+        + (f", frost from {settings['frost']}" if settings.get("frost")
+           else "")
         + (f"; FGSM / PGD-{settings.get('pgd_steps')} on the first "
            f"{adv.get('num_examples')}, ε on the 0-255 scale" if adv
            else "")

@@ -9,8 +9,10 @@ A README block
 is regenerated from what it names (paths relative to the README, globs
 allowed, several separated by spaces): `experiment` reads the driver's
 `report.json`, `ablation` reads `scripts/ablate.py`'s `ablation.json`
-(both committed under `results/`), `layout` lists the packages and modules
-of the given directories with the first line of their docstrings.
+(both committed under `results/`), `include` copies a markdown file a
+program wrote (e.g. `scripts/corruption_oracle.py`'s `oracle.md`),
+`layout` lists the packages and modules of the given directories with the
+first line of their docstrings.
 `scripts/readme_tables.py` rewrites the blocks; its `--check` (run by a
 test) fails when the README and the files disagree, so the text cannot
 drift from the data or the tree.
@@ -112,15 +114,25 @@ def layout(directories, root):
 BUILDERS = {"experiment": experiment_table, "ablation": ablation_table}
 
 
-def _load(paths, root):
+def _paths(paths, root):
     files = []
     for pattern in paths.split():
         matched = sorted(glob.glob(os.path.join(root, pattern)))
         if not matched:
             raise FileNotFoundError(
-                f"README results block names {pattern!r}: no such file "
+                f"README generated block names {pattern!r}: no such file "
                 f"under {root}")
         files += matched
+    return files
+
+
+def _read_text(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _load(paths, root):
+    files = _paths(paths, root)
     return {os.path.relpath(os.path.dirname(f), os.path.join(
         root, "results")): io_utils.read_json(f) for f in files}
 
@@ -136,11 +148,16 @@ def render(text, root):
         kind = match.group("kind")
         if kind == "layout":
             table = layout(match.group("paths"), root)
+        elif kind == "include":
+            table = "\n\n".join(
+                _read_text(path).strip() for path in _paths(
+                    match.group("paths"), root))
         elif kind in BUILDERS:
             table = BUILDERS[kind](_load(match.group("paths"), root))
         else:
             raise ValueError(f"unknown generated block kind {kind!r}; "
-                             f"valid: layout, {', '.join(BUILDERS)}")
+                             f"valid: layout, include, "
+                             f"{', '.join(BUILDERS)}")
         return match.group(1) + table + "\n" + match.group(5)
 
     return BLOCK.sub(replace, text)

@@ -3,6 +3,9 @@
 Modules:
     corruptions         15 ImageNet-C corruptions, "imagenet" / "cifar"
                         constants (tables in corruption_tables).
+    frost               the frost photographs of imagecorruptions-imaug,
+                        or synthetic stand-ins.
+    oracle              comparison with the imagecorruptions-imaug package.
     perturbations       ImageNet-P-style sequences for flip probabilities.
     metrics             mCE (AlexNet table), CIFAR-10-C error, flip
                         probability / mFR, ImageNet-A 200-class mask.

@@ -5,24 +5,32 @@ Re-implements the corruption functions of hendrycks/robustness
 SciPy, TensorFlow and Pillow. Severity constants live in
 `corruption_tables.py` ("imagenet" and "cifar" kept apart).
 
-Not the PyPI `imagecorruptions` wheel: it breaks on current scikit-image
-(`multichannel=`) and setuptools (`pkg_resources`), and it only has the
-ImageNet constants, so it cannot reproduce CIFAR-10-C.
+Not the PyPI `imagecorruptions` wheel as the implementation: it only has
+the ImageNet constants, so it cannot reproduce CIFAR-10-C. Its maintained
+fork `imagecorruptions-imaug` (the `robustness` extra) is the oracle of
+tests/robustness/test_corruption_oracle.py and the source of the six frost
+photographs (`frost.py`). ImageNet constants: defocus, zoom blur,
+brightness, contrast, pixelate and JPEG equal it within uint8 truncation
+(at most 1 level; mean 0.00-0.01 levels, scripts/corruption_oracle.py);
+the random kinds (noises, glass / motion blur, snow, frost, fog) equal it
+in distribution; motion blur equals its kernel given the angle.
 
 Deliberate differences from the reference, one line each:
-* frost: the six frost photographs are not available; a bank of six
-  deterministic synthetic frost textures stands in
-  (`filters.frost_textures`), randomly cropped per image as the photos were.
-* motion_blur / snow: a NumPy line kernel with ImageMagick's radius, sigma
-  and angle semantics replaces Wand/ImageMagick `MotionBlurImage`.
+* frost: frost1-5 at their own size as make_*_c.py; the package also
+  draws frost6 and upsamples 1.1x (mean change 1.6 levels apart, noise).
+* frost without imagecorruptions-imaug: six synthetic textures stand in
+  (`filters.frost_textures`), with a warning; not comparable.
+* motion_blur / snow: a NumPy line kernel replaces Wand/ImageMagick
+  `MotionBlurImage`: within 1 level (mean < 0.05) of ImageMagick 6.9.
+* pixelate: BOX upsampling as make_imagenet_c.py; the package uses
+  NEAREST (0 levels apart on the test images).
 * randomness comes from one NumPy generator per image seeded by
   (seed, image index), so outputs are reproducible and independent of
   batching, but not bit-identical to the released unseeded data.
 * 1-channel images are corrupted directly (every op is channel-generic);
-  snow and frost use the image itself / the texture's luma as grey.
+  snow and frost use the image itself / the layer's luma as grey.
 """
 
-import functools
 import io
 from typing import Callable, Sequence
 
@@ -32,6 +40,7 @@ from scipy import ndimage
 
 from noisy_student_tf.robustness import corruption_tables
 from noisy_student_tf.robustness import filters
+from noisy_student_tf.robustness import frost as frost_lib
 
 CORRUPTIONS = (
     "gaussian_noise", "shot_noise", "impulse_noise",
@@ -124,29 +133,9 @@ def _snow(x, c, rngs):
     return filters.add_snow(_unit(x), flakes, blend) * 255
 
 
-# Like the reference's six frost photographs: a small bank of textures,
-# 1.5x the image size, from which every image takes a random crop.
-_FROST_BANK_SIZE = 6
-_FROST_STREAM = 0xF057  # spawn key: the bank's stream differs from images'
-
-
-@functools.lru_cache(maxsize=4)
-def _frost_bank(seed: int, h: int, w: int) -> np.ndarray:
-    rng = np.random.default_rng(
-        np.random.SeedSequence(seed, spawn_key=(_FROST_STREAM,)))
-    return filters.frost_textures(rng, _FROST_BANK_SIZE, h + h // 2,
-                                  w + w // 2, max(3.0, min(h, w) / 12))
-
-
-def _frost(x, c, rngs, seed):
+def _frost(x, c, rngs, constants, seed, source):
     _, h, w, channels = x.shape
-    bank = _frost_bank(seed, h, w)
-    frost = []
-    for r in rngs:
-        top = r.integers(0, bank.shape[1] - h + 1)
-        left = r.integers(0, bank.shape[2] - w + 1)
-        frost.append(bank[r.integers(len(bank)), top:top + h, left:left + w])
-    frost = np.stack(frost)
+    frost = frost_lib.layers(rngs, h, w, constants, seed, source)
     if channels == 1:
         frost = filters.luminance(frost)
     return np.clip(c[0] * x.astype(np.float32) + c[1] * frost, 0, 255)
@@ -275,7 +264,8 @@ def validate(name: str, severity: int, constants: str) -> None:
 
 def corrupt(images: np.ndarray, name: str, severity: int,
             constants: str = "cifar", seed: int = 0,
-            start_index: int = 0) -> np.ndarray:
+            start_index: int = 0,
+            frost_source: str = "auto") -> np.ndarray:
     """Applies one ImageNet-C corruption to a batch of images.
 
     Args:
@@ -288,15 +278,22 @@ def corrupt(images: np.ndarray, name: str, severity: int,
         start_index: position of images[0] in the whole dataset. Image i
             draws from a generator seeded by (seed, start_index + i), so a
             dataset corrupted in batches equals one corrupted at once.
+        frost_source: "auto" (the ImageNet-C photographs when
+            imagecorruptions-imaug is installed, else synthetic textures
+            with a warning), "photos" or "synthetic"; see `frost.py`.
 
     Returns:
         uint8 array of the input's shape. Like the reference
         (`np.uint8(corruption(img))`), values are truncated, not rounded.
 
     Raises:
-        ValueError: on a bad name, severity, constants or image batch.
+        ValueError: on a bad name, severity, constants, image batch or
+            frost source.
     """
     validate(name, severity, constants)
+    if frost_source not in frost_lib.SOURCES:
+        raise ValueError(f"frost_source must be one of {frost_lib.SOURCES},"
+                         f" got {frost_source!r}")
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(
@@ -310,8 +307,8 @@ def corrupt(images: np.ndarray, name: str, severity: int,
     params = corruption_tables.TABLES[constants][name][int(severity) - 1]
     rngs = [np.random.default_rng([seed, start_index + i])
             for i in range(images.shape[0])]
-    if name == "frost":  # the texture bank depends on the seed alone
-        out = _frost(images, params, rngs, seed)
+    if name == "frost":
+        out = _frost(images, params, rngs, constants, seed, frost_source)
     else:
         out = _OPS[name](images, params, rngs)
     return np.clip(out, 0, 255).astype(np.uint8)

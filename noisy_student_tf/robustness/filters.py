@@ -276,11 +276,12 @@ def frost_textures(rng: np.random.Generator, n: int, h: int, w: int,
                    needle_length: float) -> np.ndarray:
     """Synthetic frost-like RGB layers in [0, 255].
 
-    The reference blends crops of six frost photographs that ship with
-    hendrycks/robustness; we do not have them, so we synthesise textures
-    with the same role: a bright hazy plasma plus thin ice needles (sparse
-    seeds smeared along six random directions), tinted blue-white. Frost
-    numbers are therefore not comparable to the released data.
+    The reference blends crops of six frost photographs (`frost.py` reads
+    them from imagecorruptions-imaug); without that package these
+    textures stand in with the same role: a bright hazy plasma plus thin
+    ice needles (sparse seeds smeared along six random directions), tinted
+    blue-white. Frost numbers are then not comparable to the released
+    data.
 
     Args:
         rng: NumPy generator.

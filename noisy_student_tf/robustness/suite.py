@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from noisy_student_tf.robustness import adversarial
 from noisy_student_tf.robustness import corruptions as corruptions_lib
+from noisy_student_tf.robustness import frost as frost_lib
 from noisy_student_tf.robustness import metrics
 from noisy_student_tf.robustness import perturbations as perturbations_lib
 from noisy_student_tf.robustness.datasets import load_cifar10_c  # noqa: F401
@@ -198,7 +199,11 @@ def run_robustness_suite(
         "settings": {"constants": constants, "seed": seed,
                      "severities": list(severities),
                      "pgd_steps": pgd_steps,
-                     "released_corruptions": corrupted_data is not None},
+                     "released_corruptions": corrupted_data is not None,
+                     # which frost layers a generated frost used
+                     "frost": (frost_lib.describe()
+                               if "frost" in (corruptions or ())
+                               and corrupted_data is None else None)},
         "clean": {"top1": clean_acc, "error": 1.0 - clean_acc},
         "corruptions": None, "perturbations": None, "adversarial": None,
     }

@@ -7,6 +7,7 @@ from scipy import ndimage
 from noisy_student_tf.robustness import corruption_tables
 from noisy_student_tf.robustness import corruptions
 from noisy_student_tf.robustness import filters
+from noisy_student_tf.robustness import frost
 from noisy_student_tf.robustness import perturbations
 
 
@@ -94,6 +95,67 @@ def test_constant_tables_are_the_references():
     # evaluated the same expression, so 7 zooms it is.
     np.testing.assert_allclose(cifar["zoom_blur"][0],
                                [1, 1.01, 1.02, 1.03, 1.04, 1.05, 1.06])
+
+
+# make_cifar_c.py's constants, typed in from the file (hendrycks/robustness,
+# ImageNet-C/create_c/make_cifar_c.py); zoom_blur as arange(1, end, 0.01).
+_MAKE_CIFAR_C = {
+    "gaussian_noise": [0.04, 0.06, .08, .09, .10],
+    "shot_noise": [500, 250, 100, 75, 50],
+    "impulse_noise": [.01, .02, .03, .05, .07],
+    "defocus_blur": [(0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2),
+                     (1.5, 0.1)],
+    "glass_blur": [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2),
+                   (0.4, 1, 2)],
+    "motion_blur": [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
+    "snow": [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+             (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+             (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+             (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)],
+    "frost": [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],
+    "fog": [(.2, 3), (.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
+    "brightness": [.05, .1, .15, .2, .3],
+    "contrast": [.75, .5, .4, .3, 0.15],
+    "elastic_transform": [(0, 0, 2.56), (1.6, 6.4, 2.24),
+                          (2.56, 1.92, 1.92), (3.2, 1.28, 1.6),
+                          (3.2, 0.96, 0.96)],
+    "pixelate": [0.95, 0.9, 0.85, 0.75, 0.65],
+    "jpeg_compression": [80, 65, 58, 50, 40],
+}
+_MAKE_CIFAR_C_ZOOM_ENDS = (1.06, 1.11, 1.16, 1.21, 1.26)
+
+
+@pytest.mark.parametrize("name", sorted(_MAKE_CIFAR_C))
+def test_cifar_constants_are_make_cifar_c_hand_values(name):
+    np.testing.assert_allclose(corruption_tables.CIFAR[name],
+                               _MAKE_CIFAR_C[name], rtol=1e-12)
+
+
+def test_cifar_zoom_blur_constants_are_make_cifar_c_hand_values():
+    zooms = corruption_tables.CIFAR["zoom_blur"]
+    for got, end in zip(zooms, _MAKE_CIFAR_C_ZOOM_ENDS):
+        # The reference's own expression; float steps make some include
+        # the end point (1.06: 7 zooms, 1.11: 12).
+        np.testing.assert_array_equal(got, np.arange(1, end, 0.01))
+    assert [len(z) for z in zooms] == [7, 12, 16, 21, 26]
+
+
+def test_frost_falls_back_to_synthetic_textures_with_one_warning(
+        monkeypatch):
+    monkeypatch.setattr(frost, "load_photos", lambda: None)
+    monkeypatch.setattr(frost, "_warned", False)
+    x = _images(n=2)
+    with pytest.warns(RuntimeWarning, match="synthetic frost") as record:
+        auto = corruptions.corrupt(x, "frost", 3)
+        corruptions.corrupt(x, "frost", 3)
+    assert len(record) == 1 and "\n" not in str(record[0].message)
+    np.testing.assert_array_equal(
+        auto, corruptions.corrupt(x, "frost", 3, frost_source="synthetic"))
+    assert frost.describe() == "synthetic textures"
+    with pytest.raises(ValueError, match="imagecorruptions-imaug"):
+        corruptions.corrupt(x, "frost", 3, frost_source="photos")
+    with pytest.raises(ValueError, match="frost_source must be one of"):
+        corruptions.corrupt(x, "fog", 3, frost_source="real")
 
 
 def test_contrast_and_brightness_formulas():

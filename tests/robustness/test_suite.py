@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from noisy_student_tf import robustness
+from noisy_student_tf import robustness_stage
 from noisy_student_tf.robustness import datasets
 from noisy_student_tf.robustness import suite
 
@@ -57,6 +58,20 @@ def test_suite_report_has_every_part_and_is_json():
     assert pert["num_sequences"] == 3
     assert set(report["adversarial"]["fgsm"]) == {"1", "8"}
     assert set(report["adversarial"]["pgd"]) == {"1", "8"}
+    assert report["settings"]["frost"] is None  # frost not evaluated
+
+
+def test_suite_states_which_frost_it_used():
+    images, labels = _data(n=4)
+    report = suite.run_robustness_suite(
+        _always_class_0, images, labels, corruptions=("frost",),
+        severities=(1,), perturbations=(), epsilons=(), progress=False)
+    assert report["settings"]["frost"] == robustness.frost.describe()
+    assert report["settings"]["frost"].startswith(
+        ("photographs (imagecorruptions", "synthetic"))
+    lines = "\n".join(robustness_stage.report_lines(
+        {"models": {"m": json.loads(json.dumps(report))}}))
+    assert f"frost from {report['settings']['frost']}" in lines
 
 
 def test_suite_values_for_a_constant_classifier():
