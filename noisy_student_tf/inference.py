@@ -59,9 +59,11 @@ class RowWriter:
 
     def __exit__(self, kind, value, trace):
         self._handle.close()
-        if kind is None:
+        if kind is None and not tf.io.gfile.exists(self._tmp):
+            io_utils.atomic_write_bytes(self.path, b"")  # no decodable image
+        elif kind is None:
             tf.io.gfile.rename(self._tmp, self.path, overwrite=True)
-        else:
+        elif tf.io.gfile.exists(self._tmp):  # GFile creates on 1st write
             tf.io.gfile.remove(self._tmp)
 
     def write_batch(self, paths, probabilities, class_names):
@@ -88,6 +90,8 @@ class RowWriter:
                             "probabilities": values}) + "\n"
                 for path, names, values in rows))
         self.count += len(rows)
+        # Rows on disk per batch: nothing accumulates in memory.
+        self._handle.flush()
 
     def _write_csv(self, rows):
         buffer = io.StringIO()
