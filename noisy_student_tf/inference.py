@@ -52,7 +52,7 @@ class RowWriter:
         self._header = self.format == ".csv"
 
     def __enter__(self):
-        directory = os.path.dirname(os.path.abspath(self.path))
+        directory = os.path.dirname(_absolute(self.path))
         tf.io.gfile.makedirs(directory)
         self._handle = tf.io.gfile.GFile(self._tmp, "w")
         return self
@@ -99,6 +99,11 @@ class RowWriter:
         self._handle.write(buffer.getvalue())
 
 
+def _absolute(path):
+    # gs:// and other URLs are absolute already; abspath would mangle them.
+    return path if "://" in path else os.path.abspath(path)
+
+
 def model_metadata(model_path):
     """(eval pp string or None, class names or None) for a `.keras` file.
 
@@ -107,7 +112,7 @@ def model_metadata(model_path):
     `iter1/student/`) holds `class_names`.
     """
     pp, names = None, None
-    directory = os.path.dirname(os.path.abspath(model_path))
+    directory = os.path.dirname(_absolute(model_path))
     for depth in range(3):
         path = os.path.join(directory, "config.json")
         if tf.io.gfile.exists(path):
