@@ -5,10 +5,10 @@ at the test resolution, stem and first K blocks frozen, no augmentation.
         [--config.finetune.image_size=800 --config.finetune.freeze_blocks=20]
 """
 
-import script_utils  # noqa: I001 (sets up sys.path first)
-
 from absl import flags
 from ml_collections import config_flags
+
+from noisy_student_tf.cli import script_utils
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config: path.py[:arg].", lock_config=False)
@@ -28,5 +28,10 @@ def main(argv):
           f"model {result['model_path']}")
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point (setup.py)."""
     script_utils.run(main)
+
+
+if __name__ == "__main__":
+    run()

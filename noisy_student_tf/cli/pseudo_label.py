@@ -8,10 +8,10 @@ time, so many hosts can label in parallel.
 Complete shards are skipped; a killed run leaves no partial shard.
 """
 
-import script_utils  # noqa: I001 (sets up sys.path first)
-
 from absl import flags
 from ml_collections import config_flags
+
+from noisy_student_tf.cli import script_utils
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config: path.py[:arg].", lock_config=False)
@@ -52,5 +52,10 @@ def main(argv):
           f"{summary.get('shards_skipped')} already done)")
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point (setup.py)."""
     script_utils.run(main)
+
+
+if __name__ == "__main__":
+    run()

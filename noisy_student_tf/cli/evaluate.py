@@ -7,10 +7,10 @@ The eval preprocessing is the teacher stage's (`pp.eval`) unless --pp is
 given. Prints JSON.
 """
 
-import script_utils  # noqa: I001 (sets up sys.path first)
-
 from absl import flags
 from ml_collections import config_flags
+
+from noisy_student_tf.cli import script_utils
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config: path.py[:arg].", lock_config=False)
@@ -43,5 +43,10 @@ def main(argv):
     print(json.dumps({k: float(v) for k, v in result.items()}, indent=2))
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point (setup.py)."""
     script_utils.run(main)
+
+
+if __name__ == "__main__":
+    run()

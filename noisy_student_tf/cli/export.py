@@ -10,10 +10,10 @@ layout: serve `--model_base_path=runs/demo/export`). Class names come from
 the config's `class_names` when it has them.
 """
 
-import script_utils  # noqa: I001 (sets up sys.path first)
-
 from absl import flags
 from ml_collections import config_flags
+
+from noisy_student_tf.cli import script_utils
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config (for pp.eval): path.py[:arg].",
@@ -45,5 +45,10 @@ def main(argv):
           "predict_images, predict_bytes)")
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point (setup.py)."""
     script_utils.run(main)
+
+
+if __name__ == "__main__":
+    run()

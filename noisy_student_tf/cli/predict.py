@@ -12,10 +12,10 @@ for more. Writes CSV (path, class_1, prob_1, ...) or JSON lines by the
 --output extension. Undecodable files are skipped, counted and named.
 """
 
-import script_utils  # noqa: I001 (sets up sys.path first)
-
 from absl import flags
 from ml_collections import config_flags
+
+from noisy_student_tf.cli import script_utils
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config (pp.eval and class_names for a "
@@ -50,5 +50,10 @@ def main(argv):
           + inference.skipped_line(summary))
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point (setup.py)."""
     script_utils.run(main)
+
+
+if __name__ == "__main__":
+    run()

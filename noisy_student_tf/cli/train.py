@@ -9,10 +9,10 @@ A config with a top-level `model` (a single stage, e.g. a method config)
 trains as is into --workdir. Reruns resume from the last checkpoint.
 """
 
-import script_utils  # noqa: I001 (sets up sys.path first)
-
 from absl import flags
 from ml_collections import config_flags
+
+from noisy_student_tf.cli import script_utils
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment or stage config: path.py[:arg].",
@@ -35,5 +35,10 @@ def main(argv):
           f"model {result['model_path']}")
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point (setup.py)."""
     script_utils.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -13,12 +13,8 @@ one-line `error: ...` message.
 """
 
 import os
-import sys
 import tempfile
 
-# Let `python scripts/convert_weights.py` work from a plain checkout.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
@@ -138,6 +134,11 @@ def main(argv):
     print(summary)
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point (setup.py)."""
     flags.mark_flags_as_required(["model", "checkpoint", "output"])
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -6,10 +6,10 @@ writing stats, thresholds and plots next to the filtered shards.
         [--shard_index=0,1] [--config.filter.min_threshold=0.5]
 """
 
-import script_utils  # noqa: I001 (sets up sys.path first)
-
 from absl import flags
 from ml_collections import config_flags
+
+from noisy_student_tf.cli import script_utils
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config: path.py[:arg].", lock_config=False)
@@ -37,5 +37,10 @@ def main(argv):
           f"{stats['per_class_after']}")
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point (setup.py)."""
     script_utils.run(main)
+
+
+if __name__ == "__main__":
+    run()

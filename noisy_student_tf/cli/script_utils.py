@@ -10,9 +10,6 @@ import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Make the repository importable when run as `python scripts/x.py`.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402

@@ -24,13 +24,13 @@ model under output_dir/cache/ (a rerun skips finished models) and prints
 the table.
 """
 
-import script_utils  # noqa: I001 (sets up sys.path first)
-
 import os
 import re
 
 from absl import flags
 from ml_collections import config_flags
+
+from noisy_student_tf.cli import script_utils
 
 _MODELS = flags.DEFINE_multi_string(
     "model", None, "Model .keras path(s); repeat the flag or give a comma "
@@ -131,5 +131,10 @@ def main(argv):
     print("\n" + robustness_stage.format_table(result) + "\n", flush=True)
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point (setup.py)."""
     script_utils.run(main)
+
+
+if __name__ == "__main__":
+    run()

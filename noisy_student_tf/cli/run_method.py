@@ -9,10 +9,10 @@ its own subdirectory, and writes `report.json`. Rerunning the same command
 resumes: finished stages are skipped.
 """
 
-import script_utils  # noqa: I001 (sets up sys.path first)
-
 from absl import flags
 from ml_collections import config_flags
+
+from noisy_student_tf.cli import script_utils
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config: path.py[:arg].", lock_config=False)
@@ -31,5 +31,10 @@ def main(argv):
                       progress=not _NO_PROGRESS.value)
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point (setup.py)."""
     script_utils.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -13,10 +13,10 @@ ablation.json, ablation.md and ablation.png into --workdir; rerunning
 resumes.
 """
 
-import script_utils  # noqa: I001 (sets up sys.path first)
-
 from absl import flags
 from ml_collections import config_flags
+
+from noisy_student_tf.cli import script_utils
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config: path.py[:arg].", lock_config=False)
@@ -45,5 +45,10 @@ def main(argv):
         reuse=_REUSE.value)
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point (setup.py)."""
     script_utils.run(main)
+
+
+if __name__ == "__main__":
+    run()
