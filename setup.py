@@ -30,6 +30,23 @@ setuptools.setup(
         "scipy>=1.11",
         "pillow",
     ],
+    # Every user-facing program (scripts/*.py are wrappers over the same
+    # modules for a checkout); benchmarks stay checkout-only.
+    entry_points={"console_scripts": [
+        "noisy-student = noisy_student_tf.cli.noisy_student:run",
+        "noisy-student-train = noisy_student_tf.cli.train:run",
+        "noisy-student-pseudo-label = noisy_student_tf.cli.pseudo_label:run",
+        "noisy-student-filter = noisy_student_tf.cli.filter:run",
+        "noisy-student-finetune = noisy_student_tf.cli.finetune:run",
+        "noisy-student-evaluate = noisy_student_tf.cli.evaluate:run",
+        "noisy-student-export = noisy_student_tf.cli.export:run",
+        "noisy-student-predict = noisy_student_tf.cli.predict:run",
+        "noisy-student-convert-weights = "
+        "noisy_student_tf.cli.convert_weights:run",
+        "noisy-student-robustness = noisy_student_tf.cli.robustness:run",
+        "noisy-student-ablate = noisy_student_tf.cli.ablate:run",
+        "noisy-student-run-method = noisy_student_tf.cli.run_method:run",
+    ]},
     extras_require={
         # The tests' optional engines and oracles (CI runs them):
         # apache-beam for labeling.engine="beam", imagecorruptions-imaug

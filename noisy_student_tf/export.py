@@ -169,10 +169,14 @@ def find_export(export_dir, model_path):
     return None
 
 
+def _absolute(path):
+    # gs:// and other URLs are absolute already; abspath would mangle them.
+    return path if "://" in path else os.path.abspath(path)
+
+
 def _relpath(model_path, export_dir):
     # Relative to the export folder, so a moved workdir still matches.
-    return os.path.relpath(os.path.abspath(model_path),
-                           os.path.abspath(export_dir))
+    return os.path.relpath(_absolute(model_path), _absolute(export_dir))
 
 
 def _save_module(model_path, pp_string, top_k, class_names, tmp,
@@ -190,7 +194,7 @@ def _save_module(model_path, pp_string, top_k, class_names, tmp,
     # that are not part of it.
     tf.io.gfile.makedirs(os.path.dirname(os.path.join(tmp, INFO_FILE)))
     with tf.io.gfile.GFile(os.path.join(tmp, INFO_FILE), "w") as handle:
-        json.dump({"model_path": os.path.abspath(model_path),
+        json.dump({"model_path": _absolute(model_path),
                    "model_relpath": _relpath(model_path, export_dir),
                    "pp": pp_string, "top_k": module._top_k,
                    "class_names": module.class_names.numpy().astype(
@@ -219,7 +223,7 @@ def export_saved_model(model_path, pp_string, export_dir, top_k=5,
       FileNotFoundError, CheckpointError: a missing or bad model file.
       ValueError: a class name count that is not the model's.
     """
-    parent = os.path.dirname(os.path.abspath(export_dir))
+    parent = os.path.dirname(_absolute(export_dir.rstrip("/")))
     tmp = os.path.join(parent, f".tmp-export-{uuid.uuid4().hex[:8]}")
     try:
         _save_module(model_path, pp_string, top_k, class_names, tmp,

@@ -52,16 +52,18 @@ class RowWriter:
         self._header = self.format == ".csv"
 
     def __enter__(self):
-        directory = os.path.dirname(os.path.abspath(self.path))
+        directory = os.path.dirname(_absolute(self.path))
         tf.io.gfile.makedirs(directory)
         self._handle = tf.io.gfile.GFile(self._tmp, "w")
         return self
 
     def __exit__(self, kind, value, trace):
         self._handle.close()
-        if kind is None:
+        if kind is None and not tf.io.gfile.exists(self._tmp):
+            io_utils.atomic_write_bytes(self.path, b"")  # no decodable image
+        elif kind is None:
             tf.io.gfile.rename(self._tmp, self.path, overwrite=True)
-        else:
+        elif tf.io.gfile.exists(self._tmp):  # GFile creates on 1st write
             tf.io.gfile.remove(self._tmp)
 
     def write_batch(self, paths, probabilities, class_names):
@@ -88,11 +90,18 @@ class RowWriter:
                             "probabilities": values}) + "\n"
                 for path, names, values in rows))
         self.count += len(rows)
+        # Rows on disk per batch: nothing accumulates in memory.
+        self._handle.flush()
 
     def _write_csv(self, rows):
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(rows)
         self._handle.write(buffer.getvalue())
+
+
+def _absolute(path):
+    # gs:// and other URLs are absolute already; abspath would mangle them.
+    return path if "://" in path else os.path.abspath(path)
 
 
 def model_metadata(model_path):
@@ -103,7 +112,7 @@ def model_metadata(model_path):
     `iter1/student/`) holds `class_names`.
     """
     pp, names = None, None
-    directory = os.path.dirname(os.path.abspath(model_path))
+    directory = os.path.dirname(_absolute(model_path))
     for depth in range(3):
         path = os.path.join(directory, "config.json")
         if tf.io.gfile.exists(path):

@@ -38,7 +38,8 @@ def _write_pile(root, images):
          lambda i: i.convert("RGBA").save(pile / "a/deeper/rgba.PNG")),
         ("a/deeper/cmyk.jpeg",
          lambda i: i.convert("CMYK").save(pile / "a/deeper/cmyk.jpeg")),
-        ("b/palette.gif", lambda i: i.convert("P").save(pile / "b/palette.gif")),
+        ("b/palette.gif",
+         lambda i: i.convert("P").save(pile / "b/palette.gif")),
         ("b/gray.tiff", lambda i: i.save(pile / "b/gray.tiff")),
     ]
     for (name, write), image in zip(writers, gray):
@@ -163,6 +164,14 @@ def test_globs_names_by_index_and_bad_input(run, tmp_path):
     assert summary["num_predicted"] == 2 and summary["num_skipped"] == 1
     assert {row["class_1"] for row in _read_csv(output)} <= {
         str(c) for c in range(10)}
+    # Nothing decodable: an empty output, the file named as skipped.
+    summary = inference.predict_files(
+        predictor, [str(run["pile"] / "b" / "broken.*")],
+        str(tmp_path / "none.csv"), progress=False)
+    assert (tmp_path / "none.csv").read_text() == ""
+    assert inference.skipped_line(summary) == (
+        "skipped 1 undecodable file(s): "
+        f"{run['pile'] / 'b' / 'broken.jpg'}")
     with pytest.raises(ValueError, match="must end in .csv or .jsonl"):
         inference.predict_files(predictor, [str(run["pile"])],
                                 str(tmp_path / "x.txt"), progress=False)
@@ -174,3 +183,28 @@ def test_globs_names_by_index_and_bad_input(run, tmp_path):
         f"error: model {str(tmp_path / 'missing.keras')!r} does not exist "
         "(give a .keras file or an export folder)")
     assert not (tmp_path / "y.csv").exists()
+
+
+def test_rows_reach_the_file_batch_by_batch(run, tmp_path):
+    """Streaming: when the model sees batch n, the rows of batches before
+    it are already in the (temporary) output file."""
+    predictor = inference.load_predictor(run["path"])
+    output = tmp_path / "stream.jsonl"
+    seen = []
+
+    class Watching:
+        channels = predictor.channels
+        class_names = predictor.class_names
+        prepare = staticmethod(predictor.prepare)
+
+        def __call__(self, batch):
+            # GFile creates the file at its first write.
+            tmp = list(tmp_path.glob("stream.jsonl.tmp-*"))
+            seen.append(len(tmp[0].read_text().splitlines()) if tmp else 0)
+            return predictor(batch)
+
+    summary = inference.predict_files(Watching(), [str(run["pile"])],
+                                      str(output), batch_size=2,
+                                      progress=False)
+    assert seen == [0, 2, 4, 6] and summary["num_predicted"] == 8
+    assert not list(tmp_path.glob("*.tmp-*"))

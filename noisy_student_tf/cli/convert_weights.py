@@ -136,6 +136,9 @@ def main(argv):
 
 def run():
     """Console-script entry point (setup.py)."""
+    from noisy_student_tf.cli import script_utils
+
+    script_utils.use_doc_of(main)
     flags.mark_flags_as_required(["model", "checkpoint", "output"])
     app.run(main)
 

@@ -1,4 +1,4 @@
-"""Exports a model file as a SavedModel with serving signatures that take
+r"""Exports a model file as a SavedModel with serving signatures that take
 uint8 images or encoded bytes and apply the eval preprocessing.
 
     python scripts/export.py --model=runs/demo/iter2/student/model.keras \

@@ -1,4 +1,4 @@
-"""Top-k predictions for a folder (or globs) of images, one row per image.
+r"""Top-k predictions for a folder (or globs) of images, one row per image.
 
     python scripts/predict.py --model=runs/demo/export \
         --images=my_photos/ --output=predictions.csv

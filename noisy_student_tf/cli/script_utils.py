@@ -2,7 +2,9 @@
 
 Known failures (bad data, bad checkpoint, NaN loss, missing path, bad
 config) end the program with `error: <one line>` and exit status 1 instead
-of a stack trace; `--debug` shows the trace.
+of a stack trace; `--debug` shows the trace. Installed as console scripts,
+the binaries run from any directory: a `--config=noisy_student_tf/configs/
+NAME.py[:arg]` that does not exist there is the installed package's file.
 """
 
 import os
@@ -75,8 +77,44 @@ def _known_errors():
     return (ValueError, KeyError, OSError, RuntimeError, tf.errors.OpError)
 
 
+_CONFIGS_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+_CONFIG_PREFIX = "noisy_student_tf/configs/"
+
+
+def packaged_config(value):
+    """`noisy_student_tf/configs/NAME.py[:arg]` as the installed package's
+    file when no such path exists from here; anything else unchanged."""
+    path, colon, arg = value.partition(":")
+    if not path.startswith(_CONFIG_PREFIX) or os.path.exists(path):
+        return value
+    installed = os.path.join(_CONFIGS_DIR, path[len(_CONFIG_PREFIX):])
+    return installed + colon + arg if os.path.exists(installed) else value
+
+
+def resolve_config_args(argv):
+    """`argv` with `--config=` values passed through `packaged_config`."""
+    out = list(argv)
+    for index, arg in enumerate(out):
+        if arg.startswith("--config="):
+            out[index] = "--config=" + packaged_config(arg[len("--config="):])
+        elif arg == "--config" and index + 1 < len(out):
+            out[index + 1] = packaged_config(out[index + 1])
+    return out
+
+
+def use_doc_of(main):
+    """absl's --help prints `__main__`'s docstring: under a console script
+    or a scripts/ wrapper that is not the program's module, so show the
+    module that defines `main`."""
+    module = sys.modules.get(main.__module__)
+    if module is not None and module.__doc__:
+        sys.modules["__main__"].__doc__ = module.__doc__
+
+
 def run(main):
     """`app.run(main)` with known errors reported on one line."""
+    use_doc_of(main)
 
     def wrapped(argv):
         logging.set_verbosity(logging.WARNING)
@@ -94,6 +132,7 @@ def run(main):
     def parse_flags(argv):
         # Bad --config files or --config.x=y overrides fail while flags are
         # parsed, before `wrapped` runs: report those on one line too.
+        argv = resolve_config_args(argv)
         try:
             return flags.FLAGS(argv)
         except flags.Error as error:
