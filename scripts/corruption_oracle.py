@@ -18,11 +18,16 @@ elastic_transform is not compared (the package rewrote it); see
 tests/robustness/test_corruption_oracle.py for its reference.
 """
 
-import script_utils  # noqa: I001 (sets up sys.path first)
-
 import os
+import sys
 
-from absl import flags
+# A development tool: runs from the checkout, the repository on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+from absl import flags  # noqa: E402
+
+from noisy_student_tf.cli import script_utils  # noqa: E402
 
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Output directory.")
 _SIZE = flags.DEFINE_integer("size", 224, "Image side in pixels (>= 32).")
