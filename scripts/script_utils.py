@@ -78,6 +78,34 @@ def _known_errors():
     return (ValueError, KeyError, OSError, RuntimeError, tf.errors.OpError)
 
 
+def add_override_fields(argv, flag_values=None):
+    """Lets --config.<block>.KEY=... name any known key (common.py).
+
+    config_flags loads the config file and then applies overrides to the
+    fields it has; the loaded config first gets an empty, typed field for
+    every known key an override names (`common.add_override_fields`).
+
+    Args:
+      argv: the command line, before flags are parsed.
+      flag_values: the FlagValues holding `--config` (default absl's).
+    """
+    flag_values = flag_values or flags.FLAGS
+    if "config" not in flag_values:
+        return
+    paths = [arg[len("--config."):].split("=", 1)[0] for arg in argv[1:]
+             if arg.startswith("--config.")]
+    parser = flag_values["config"].parser
+    load = parser.parse
+
+    def load_and_add(argument):
+        from noisy_student_tf.configs import common
+
+        return common.add_override_fields(load(argument), paths)
+
+    if paths:
+        parser.parse = load_and_add
+
+
 def run(main):
     """`app.run(main)` with known errors reported on one line."""
 
@@ -95,6 +123,7 @@ def run(main):
             sys.exit(1)
 
     def parse_flags(argv):
+        add_override_fields(argv)
         # Bad --config files or --config.x=y overrides fail while flags are
         # parsed, before `wrapped` runs: report those on one line too.
         try:
