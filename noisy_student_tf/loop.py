@@ -187,8 +187,8 @@ def run(config, workdir, progress=True):
         baseline_stage = common.stage_config(config, config.baseline)
         report["baseline"] = _summary(
             run_stage("baseline", baseline_stage, workdir, progress))
-    elif first is not None and common.model_key(first) == \
-            common.model_key(config.teacher):
+    elif first is not None and not config.teacher.get("path") and \
+            common.model_key(first) == common.model_key(config.teacher):
         # Same architecture: the teacher *is* the labeled-only baseline.
         report["baseline"] = dict(report["teacher"], same_as="teacher")
 

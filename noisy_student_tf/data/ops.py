@@ -190,9 +190,10 @@ def _center_crop(image, size, crop_pct, method):
         # The reference's CROP_PADDING = 32: 0.875 at 224, 0.937 at 475.
         crop_pct = min(height, width) / (min(height, width) + 32)
     shape = tf.shape(image)
-    side = tf.cast(
+    # At least one pixel: tiny images (1x1) must crop to something.
+    side = tf.maximum(tf.cast(
         crop_pct * tf.cast(tf.minimum(shape[0], shape[1]), tf.float32),
-        tf.int32)
+        tf.int32), 1)
     top = (shape[0] - side + 1) // 2
     left = (shape[1] - side + 1) // 2
     crop = image[top:top + side, left:left + side]
