@@ -206,6 +206,8 @@ def run(config, workdir, progress=True):
         report["iterations"].append({
             "student": _summary(result),
             "num_pseudo_labeled": filtered.get("num_records"),
+            "num_labeled_by_teacher": labels.get("num_records"),
+            "skipped_corrupt": labels.get("skipped_corrupt"),
             "pseudo_label_accuracy": labels.get("accuracy_vs_true_labels"),
             "mode": student.get("mode", "offline"),
         })

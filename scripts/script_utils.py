@@ -106,6 +106,16 @@ def add_override_fields(argv, flag_values=None):
         parser.parse = load_and_add
 
 
+def _config_cause(error):
+    """The exception a config file raised, when absl wrapped it."""
+    # absl and ml_collections each wrap it (with a traceback in the text):
+    # the innermost exception of the chain is the config's own.
+    cause = error.__cause__ or error.__context__
+    while cause is not None and (cause.__cause__ or cause.__context__):
+        cause = cause.__cause__ or cause.__context__
+    return cause
+
+
 def run(main):
     """`app.run(main)` with known errors reported on one line."""
 
@@ -129,7 +139,15 @@ def run(main):
         try:
             return flags.FLAGS(argv)
         except flags.Error as error:
-            sys.stderr.write(f"error: {error} (--helpshort lists flags)\n")
+            # A config file that raised (not a bad override value).
+            cause = _config_cause(error) if str(error).startswith(
+                "flag --config=") else None
+            if cause is None:
+                sys.stderr.write(
+                    f"error: {error} (--helpshort lists flags)\n")
+            else:  # a config file's get_config raised: its own line.
+                sys.stderr.write(
+                    f"error: bad flag or config: {one_line(cause)}\n")
             sys.exit(2)
         except Exception as error:  # config files raise anything.
             if "--debug" in argv:
