@@ -30,6 +30,8 @@ inception crop + flip + RandAugment(2, 9) for training, a centre crop of
 res/(res+32) for evaluation and labeling, ImageNet mean/std.
 """
 
+import copy
+
 from noisy_student_tf.configs import common
 
 TRAIN_PP = ('decode|inception_crop({size})|flip_lr|randaug(2, 9)|'
@@ -72,8 +74,10 @@ def get_config(arg=None):
         log_every_steps=50, checkpoint_every_steps=500)
     model = dict(name=arg.model, image_size=size, overrides={})
     teacher_size = arg.teacher_size or size
+    # Deep copies: ConfigDict keeps shared dicts shared, and an override of
+    # one stage's model must not change another's.
     c.teacher = dict(
-        model=dict(model, image_size=teacher_size),
+        model=dict(copy.deepcopy(model), image_size=teacher_size),
         pp=_pp(teacher_size), total_epochs=30)
     if arg.teacher:
         c.teacher.path = arg.teacher
@@ -81,7 +85,7 @@ def get_config(arg=None):
         _pp(size), unlabeled=TRAIN_PP.format(size=size) + UNLABELED_KEYS),
         unlabel_ratio=3, label_type="soft", mode="offline",
         total_epochs=30, init_from_teacher=False)
-    c.students = {f"iter{i}": dict(student)
+    c.students = {f"iter{i}": copy.deepcopy(student)
                   for i in range(1, arg.iterations + 1)}
     c.labeling = dict(num_shards=4, batch_size=64, temperature=1.0,
                       has_true_labels=False)
