@@ -132,3 +132,27 @@ def test_eval_folder_with_other_classes(tree, tmp_path):
             (tmp_path / "eval" / name / "0.png").write_bytes(handle.read())
     proc = _run(tree, tmp_path / "w", f",eval={tmp_path / 'eval'}")
     _fails(proc, "eval folder", "missing ['trouser']", "extra ['shirt']")
+
+
+def test_per_stage_binaries_find_the_teacher_file(tree, tmp_path):
+    workdir = tmp_path / "staged"
+    common = [f"--config={CONFIG}:labeled={tree['labeled']},"
+              f"unlabeled={tree['pile']},teacher={tree['teacher']},quick",
+              f"--workdir={workdir}"]
+    # Labeling first: the teacher stage is recorded on first use.
+    proc = testing.run_script(["scripts/pseudo_label.py", *common,
+                               "--no_progress"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((workdir / "teacher" / "result.json").read_text())[
+        "from_file"] == tree["teacher"]
+    proc = testing.run_script(["scripts/filter.py", *common])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # "Training" the teacher is the recorded file: skipped, not trained.
+    proc = testing.run_script(["scripts/train.py", *common,
+                               "--stage=teacher", "--no_progress"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "teacher: complete (from file), skipped" in proc.stdout
+    assert not (workdir / "teacher" / "checkpoints").exists()
+    labels = json.loads((workdir / "iter1" / "labels" /
+                         "result.json").read_text())
+    assert labels["num_records"] == tree["decodable"]
