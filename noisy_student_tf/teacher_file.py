@@ -14,7 +14,10 @@ skips the stage.
 
 import os
 
+import tensorflow as tf
+
 from noisy_student_tf import io_utils
+from noisy_student_tf.data import diagnose
 from noisy_student_tf.data import pipeline
 from noisy_student_tf.data import sources
 from noisy_student_tf.training import checkpoints
@@ -51,14 +54,27 @@ def check_fits(model, stage, path):
 
 
 def evaluate_file(model, stage, path):
-    """Top-1/top-5/loss of the teacher file on the experiment's eval data."""
+    """Top-1/top-5/loss of the teacher file on the experiment's eval data.
+
+    Raises:
+      sources.DataError: a bad eval image, named as training names it.
+    """
     dataset = check_fits(model, stage, path)
     if stage.get("skip_corrupt"):
         dataset = pipeline.make_eval_dataset(
             sources.make_source(stage.data.eval), stage.pp.eval,
             stage.get("eval_batch_size", 256), skip_corrupt=True)
+    try:
+        evaluation = evaluate_lib.evaluate(model, dataset)
+    except (tf.errors.InvalidArgumentError,
+            tf.errors.DataLossError) as error:
+        if not diagnose.is_input_error(error):
+            raise
+        raise diagnose.explain_data_error(
+            error, stage.data.eval, stage.pp.eval,
+            max_records=stage.get("diagnose_max_records")) from error
     return {key: float(value) if key != "num_examples" else int(value)
-            for key, value in evaluate_lib.evaluate(model, dataset).items()}
+            for key, value in evaluation.items()}
 
 
 def run(stage, stage_dir):

@@ -1,7 +1,8 @@
 """Noisy Student on your own images: class folders + an unlabeled pile.
 
+    C=noisy_student_tf/configs/image_folders.py
     python scripts/noisy_student.py --workdir=runs/mine \\
-        --config=noisy_student_tf/configs/image_folders.py:labeled=data/train,unlabeled=data/pile
+        --config=$C:labeled=data/train,unlabeled=data/pile,teacher=t.keras
 
 The argument is a comma list of `key=value` and flags:
 
