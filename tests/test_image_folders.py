@@ -156,3 +156,15 @@ def test_per_stage_binaries_find_the_teacher_file(tree, tmp_path):
     labels = json.loads((workdir / "iter1" / "labels" /
                          "result.json").read_text())
     assert labels["num_records"] == tree["decodable"]
+
+
+def test_corrupt_labeled_image_is_named(tree, tmp_path):
+    import shutil
+
+    evaluation = tmp_path / "eval"
+    shutil.copytree(tree["eval"], evaluation)
+    (evaluation / "bag" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nxx")
+    proc = _run(tree, tmp_path / "w",
+                f",eval={evaluation},teacher={tree['teacher']}")
+    _fails(proc, "broken.png", "corrupt image")
+    assert not (tmp_path / "w" / "teacher" / "result.json").exists()
