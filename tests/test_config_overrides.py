@@ -147,3 +147,28 @@ def test_a_typo_through_the_binary_is_one_line(tmp_path):
         "error: bad flag or config: unknown config key 'num_images' in "
         "filter (did you mean 'num_image'?)")
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("script,config,overrides", [
+    ("noisy_student.py", DEMO, ["--config.students.iter1.unlabel_ratio=5"]),
+    ("filter.py", DEMO, ["--config.filter.min_threshold=0.5"]),
+    ("finetune.py", "noisy_student_tf/configs/imagenet_b7_to_l2.py:quick",
+     ["--config.finetune.image_size=800",
+      "--config.finetune.freeze_blocks=20"]),
+    ("run_method.py", "noisy_student_tf/configs/kd_fashion_mnist.py:quick",
+     ["--config.student.alpha=0.5"]),
+])
+def test_every_help_override_parses(script, config, overrides,
+                                    monkeypatch):
+    # The overrides each script's docstring (its --help) shows.
+    with open(f"{testing.REPO}/scripts/{script}") as handle:
+        doc = handle.read()
+    for flag in overrides:
+        assert flag in doc, (script, flag)
+    parsed = parse(*overrides, config=config, monkeypatch=monkeypatch)
+    for flag in overrides:
+        path, value = flag[len("--config."):].split("=")
+        node = parsed
+        for part in path.split("."):
+            node = node[part]
+        assert str(node) == value, flag
