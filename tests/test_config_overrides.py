@@ -34,8 +34,6 @@ def parse(*overrides, config=DEMO, monkeypatch=None):
 
 @pytest.mark.parametrize("flag,path,value", [
     # Training defaults the demo does not list, of each type.
-    ("--config.defaults.mixed_precision=True", "defaults.mixed_precision",
-     True),
     ("--config.defaults.jit_compile=true", "defaults.jit_compile", True),
     ("--config.defaults.eval_every_steps=7", "defaults.eval_every_steps",
      7),
@@ -74,6 +72,17 @@ def test_any_known_key_can_be_overridden(flag, path, value, monkeypatch):
     if path.startswith("defaults."):
         stage = common.stage_config(config, config.teacher)
         assert stage[path.split(".")[1]] == value
+
+
+def test_mixed_precision_takes_its_defaults_type(monkeypatch):
+    # A bool flag today; a policy name ("none", "bf16") once it becomes one.
+    default = common.TRAIN_DEFAULTS["mixed_precision"]
+    text, value = ("True", True) if isinstance(default, bool) else (
+        "bf16", "bf16")
+    config = parse(f"--config.defaults.mixed_precision={text}",
+                   monkeypatch=monkeypatch)
+    assert config.defaults.mixed_precision == value
+    assert type(config.defaults.mixed_precision) is type(value)
 
 
 def test_new_training_defaults_are_picked_up(monkeypatch):
