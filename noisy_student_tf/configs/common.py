@@ -125,11 +125,13 @@ def block_keys(path):
     """Known keys of the experiment block at dotted `path`, or None.
 
     Stage blocks (teacher, baseline, students.<name>, finetune and the
-    method configs' student / teachers.<name>) take every training default
-    and stage key; `defaults` every training default.
+    method configs' student / teachers.<name>) and `defaults` take every
+    training default and stage key.
     """
     train = frozenset(TRAIN_DEFAULTS)
-    fixed = {"defaults": train, "labeling": LABELING_KEYS,
+    # `defaults` is merged under every stage, so it may hold stage keys
+    # (e.g. warmup_steps) as well.
+    fixed = {"defaults": train | STAGE_KEYS, "labeling": LABELING_KEYS,
              "filter": FILTER_KEYS, "export": EXPORT_KEYS,
              "teacher": train | STAGE_KEYS | TEACHER_KEYS,
              "baseline": train | STAGE_KEYS, "student": train | STAGE_KEYS,
