@@ -36,12 +36,10 @@ def check_fits(model, stage, path):
     num_classes = stage.model.num_classes
     outputs = model.output_shape[-1]
     if outputs != num_classes:
-        names = stage.get("class_names")
         raise ValueError(
             f"teacher file {path} predicts {outputs} classes, the "
-            f"experiment has {num_classes}" +
-            (f" ({', '.join(names)})" if names else "") +
-            ": use a teacher trained on these classes")
+            f"experiment has {num_classes}: use a teacher trained on these "
+            "classes")
     ds = pipeline.make_eval_dataset(
         sources.make_source(stage.data.eval), stage.pp.eval,
         stage.get("eval_batch_size", 256))
