@@ -187,16 +187,16 @@ def add_override_fields(config, paths):
     (see `block_keys`) can be overridden, so each such path gets an empty
     field of the key's type before the overrides are applied.
 
-    Raises:
-      ConfigKeyError: an unknown key of such a block (with a
-        did-you-mean), or a student / teacher the config does not have.
-
     Args:
       config: the experiment ConfigDict, as its get_config returned it.
       paths: dotted override paths (`students.iter1.unlabel_ratio`).
 
     Returns:
       `config`, changed in place.
+
+    Raises:
+      ConfigKeyError: an unknown key of such a block (with a
+        did-you-mean), or a student / teacher the config does not have.
     """
     for path in paths:
         parent, _, key = path.rpartition(".")
