@@ -57,7 +57,7 @@ def get_config(arg=None):
     if arg.eval:
         _check_same_classes(arg.eval, classes, arg.labeled)
     # Fails early, on one line, for a pile without images.
-    image_files.list_image_files(arg.unlabeled)
+    pile_size = len(image_files.list_image_files(arg.unlabeled))
     size = 32 if arg.quick else (
         arg.image_size or models.default_image_size(arg.model))
     c = common.make_config()
@@ -88,8 +88,9 @@ def get_config(arg=None):
         total_epochs=30, init_from_teacher=False)
     c.students = {f"iter{i}": copy.deepcopy(student)
                   for i in range(1, arg.iterations + 1)}
-    c.labeling = dict(num_shards=4, batch_size=64, temperature=1.0,
-                      has_true_labels=False)
+    # No empty labeling shard for a tiny pile.
+    c.labeling = dict(num_shards=min(4, pile_size), batch_size=64,
+                      temperature=1.0, has_true_labels=False)
     c.filter = dict(min_threshold=0.3, num_image=None, upsample=True)
     c.finetune = None
     c.export = dict(enabled=True)
@@ -159,6 +160,7 @@ def _shrink_for_tests(c):
         stage.total_steps = 6
     c.defaults.update(batch_size=8, warmup_epochs=0, eval_batch_size=32,
                       log_every_steps=2, checkpoint_every_steps=3)
-    c.labeling.update(num_shards=2, batch_size=16)
+    c.labeling.update(num_shards=min(2, c.labeling.num_shards),
+                      batch_size=16)
     # A few steps leave the teacher unsure of everything: keep all labels.
     c.filter.min_threshold = 0.0
