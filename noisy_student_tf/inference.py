@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from noisy_student_tf import export
 from noisy_student_tf import io_utils
+from noisy_student_tf.data import image_decode
 from noisy_student_tf.data import image_files
 from noisy_student_tf.data import preprocess
 from noisy_student_tf.training import checkpoints
@@ -202,14 +203,22 @@ def load_predictor(model, pp_string=None, class_names=None):
     return KerasPredictor(model, pp_string, class_names)
 
 
-def _dataset(predictor, specs, batch_size, skipped):
+def list_images(specs):
+    """The sorted image files of directories and/or globs (one list: a
+    pile's paths, not its images, are held in memory)."""
+    if isinstance(specs, str):
+        specs = [specs]
+    return image_files.list_image_files(";".join(specs))
+
+
+def _dataset(predictor, paths, batch_size, skipped):
     """Batches of {"path", "image"}; undecodable paths go to `skipped`."""
 
     def decode(path):
         path = path.decode()
         try:
-            return image_files.decode_file(path, predictor.channels), True
-        except image_files.ImageFileError:
+            return image_decode.decode_file(path, predictor.channels), True
+        except image_decode.ImageFileError:
             skipped.append(path)  # list.append is atomic across threads
             return np.zeros((1, 1, predictor.channels), np.uint8), False
 
@@ -218,9 +227,7 @@ def _dataset(predictor, specs, batch_size, skipped):
         image.set_shape([None, None, predictor.channels])
         return {"path": path, "image": image, "ok": ok}
 
-    ds = tf.data.Dataset.from_generator(
-        lambda: image_files.iter_image_files(specs),
-        output_signature=tf.TensorSpec([], tf.string))
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string))
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True)
     ds = ds.filter(lambda r: r["ok"])
@@ -236,7 +243,7 @@ def predict_files(predictor, specs, output, *, top_k=5, batch_size=64,
 
     Args:
       predictor: from `load_predictor`.
-      specs: directories and/or globs (`image_files.iter_image_files`).
+      specs: directories and/or globs (`list_images`).
       output: a `.csv` or `.jsonl` file, written atomically.
       top_k: classes per row (at most the class count).
       batch_size: images per model call.
@@ -247,15 +254,16 @@ def predict_files(predictor, specs, output, *, top_k=5, batch_size=64,
       names the first MAX_NAMED_SKIPS undecodable files.
 
     Raises:
-      ImageFileError: a spec with no files.
+      DataError: no image file in `specs`.
       ValueError: an output that is neither .csv nor .jsonl.
     """
-    total = image_files.count_image_files(specs)
+    paths = list_images(specs)
+    total = len(paths)
     bar = keras.utils.Progbar(total, unit_name="image") if progress \
         else None
     skipped = []
     with RowWriter(output, top_k) as writer:
-        for batch in _dataset(predictor, specs, batch_size, skipped):
+        for batch in _dataset(predictor, paths, batch_size, skipped):
             probabilities = predictor(batch["image"])
             writer.write_batch(batch["path"].numpy(), probabilities,
                                predictor.class_names)

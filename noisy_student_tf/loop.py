@@ -35,6 +35,10 @@ def log(message):
 def run_stage(name, stage, workdir, progress=True):
     """Trains one stage (or returns its stored result)."""
     stage_dir = os.path.join(workdir, name)
+    if name == "teacher" and stage.get("path"):
+        # A teacher file (teacher.path): checked and evaluated, not trained.
+        from noisy_student_tf import teacher_file
+        return teacher_file.run(stage, stage_dir)
     if io_utils.stage_done(stage_dir):
         log(f"{name}: complete, skipped")
         return io_utils.read_stage_result(stage_dir)
@@ -67,6 +71,9 @@ def label_iteration(config, teacher_result, teacher_stage, iteration_dir,
         skip_corrupt=config.defaults.get("skip_corrupt", False),
         has_true_labels=labeling.get("has_true_labels", False),
         progress=progress)
+    if summary.get("skipped_corrupt"):
+        log(f"labeling: skipped {summary['skipped_corrupt']} file(s) that "
+            "do not decode")
     if all(tfrecord_io.shard_complete(labels_dir, tfrecord_io.PREDICTIONS, i,
                                       labeling.num_shards)
            for i in range(labeling.num_shards)):
@@ -184,7 +191,7 @@ def finetune_stage(config, last_stage, last_result):
 def run(config, workdir, progress=True):
     """Runs (or resumes) the whole experiment; returns the report dict."""
     start = time.time()
-    common.check_keys(config, common.EXPERIMENT_KEYS, "the experiment config")
+    common.check_experiment(config)
     io_utils.ensure_writable_dir(workdir)
     # The driver owns the workdir's own files (config, report, the export's
     # temporary directory): a killed run's temporaries go.
@@ -194,15 +201,16 @@ def run(config, workdir, progress=True):
     # === Teacher and baseline ===
     teacher_stage = common.stage_config(config, config.teacher)
     teacher_result = run_stage("teacher", teacher_stage, workdir, progress)
-    report = {"teacher": _summary(teacher_result), "iterations": []}
+    report = {"teacher": _summary(teacher_result), "iterations": [],
+              **_data_summary(config)}
     students = students_of(config)
     first = students[0] if students else None
     if config.get("baseline"):
         baseline_stage = common.stage_config(config, config.baseline)
         report["baseline"] = _summary(
             run_stage("baseline", baseline_stage, workdir, progress))
-    elif first is not None and common.model_key(first) == \
-            common.model_key(config.teacher):
+    elif first is not None and not config.teacher.get("path") and \
+            common.model_key(first) == common.model_key(config.teacher):
         # Same architecture: the teacher *is* the labeled-only baseline.
         report["baseline"] = dict(report["teacher"], same_as="teacher")
 
@@ -220,6 +228,8 @@ def run(config, workdir, progress=True):
         report["iterations"].append({
             "student": _summary(result),
             "num_pseudo_labeled": filtered.get("num_records"),
+            "num_labeled_by_teacher": labels.get("num_records"),
+            "skipped_corrupt": labels.get("skipped_corrupt"),
             "pseudo_label_accuracy": labels.get("accuracy_vs_true_labels"),
             "mode": student.get("mode", "offline"),
         })
@@ -317,7 +327,18 @@ def _summary(result):
     return {"top1": evaluation.get("top1"), "top5": evaluation.get("top5"),
             "model": result.get("model"), "steps": result.get("steps"),
             "train_seconds": result.get("train_seconds"),
-            "model_path": result.get("model_path")}
+            "model_path": result.get("model_path"),
+            **({"from_file": True} if result.get("from_file") else {})}
+
+
+def _data_summary(config):
+    """Class names and what the accuracies are measured on."""
+    summary = {}
+    if config.get("class_names"):
+        summary["class_names"] = list(config.class_names)
+    if config.data.get("eval") and config.data.eval.get("note"):
+        summary["eval_data"] = config.data.eval.note
+    return summary
 
 
 def _wall_seconds(workdir, start):
@@ -344,6 +365,10 @@ def teacher_of_iteration(config, workdir, iteration):
     name = "teacher" if iteration == 1 else os.path.join(
         f"iter{iteration - 1}", "student")
     stage_dir = os.path.join(workdir, name)
+    if iteration == 1 and config.teacher.get("path"):
+        # A teacher file needs no training: record it on first use.
+        run_stage("teacher", common.stage_config(config, config.teacher),
+                  workdir)
     if not io_utils.stage_done(stage_dir):
         raise FileNotFoundError(
             f"{stage_dir} is not complete: train it first (iteration "

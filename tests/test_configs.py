@@ -13,6 +13,7 @@ import ast
 import importlib
 import os
 import pkgutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from noisy_student_tf.training import objectives
 from noisy_student_tf.training import optimizers
 from noisy_student_tf.training import schedules
 from noisy_student_tf.training import trainer
+from tests import image_tree
 
 CONFIG_DIR = os.path.dirname(common.__file__)
 NOT_EXPERIMENTS = {"common"}
@@ -47,6 +49,14 @@ DOCUMENTED = {
     "mixer_b16": [None, "quick", "baseline", "baseline,quick",
                   "data_dir=gs://b/imagenet"],
 }
+# image_folders reads its folders: a small real tree (seconds to write).
+_TREE = image_tree.make_tree(tempfile.mkdtemp(prefix="config-tree-"),
+                             per_class=4, eval_per_class=2)
+_FOLDERS = f"labeled={_TREE['labeled']},unlabeled={_TREE['pile']}"
+DOCUMENTED["image_folders"] = [
+    _FOLDERS, f"{_FOLDERS},quick", f"{_FOLDERS},eval={_TREE['eval']},quick",
+    f"{_FOLDERS},model=efficientnet_b1,image_size=64,teacher=/t.keras,"
+    "teacher_size=96,iterations=2,holdout=0.25"]
 
 
 def _config_modules():
@@ -158,7 +168,7 @@ def test_config_builds_and_pp_strings_parse(name, arg):
     for key in ("data", "defaults"):
         assert config.get(key), f"{name}: missing {key}"
     if not config.get("method"):  # methods/ configs have their own keys.
-        common.check_keys(config, common.EXPERIMENT_KEYS, name)
+        common.check_experiment(config)
     found = list(_pp_strings(config.to_dict()))
     assert found
     for path, pp_string in found:
@@ -196,8 +206,10 @@ def test_every_stage_resolves(name, arg):
         if not config.get("method"):
             # The keys the trainer accepts (it rejects unknown ones).
             # methods/ stages are completed by their runner, not here.
+            teacher_keys = common.TEACHER_KEYS if stage_name == \
+                "teacher" else set()
             common.check_keys(stage, set(common.TRAIN_DEFAULTS)
-                              | common.STAGE_KEYS | set(getattr(
+                              | common.STAGE_KEYS | teacher_keys | set(getattr(
                                   objectives.from_config(stage),
                                   "CONFIG_KEYS", ())), where)
         model = stage.model

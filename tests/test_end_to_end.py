@@ -18,10 +18,14 @@ CONFIG = "noisy_student_tf/configs/fashion_mnist_demo.py:quick"
 
 def test_quick_demo_end_to_end_and_resume(tmp_path):
     workdir = tmp_path / "demo"
-    proc = testing.run_script(["scripts/noisy_student.py",
-                               f"--config={CONFIG}", f"--workdir={workdir}",
-                               "--no_progress"])
+    # The override is scripts/noisy_student.py's --help example.
+    command = ["scripts/noisy_student.py", f"--config={CONFIG}",
+               f"--workdir={workdir}", "--no_progress",
+               "--config.students.iter1.unlabel_ratio=5"]
+    proc = testing.run_script(command)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((workdir / "iter1" / "student" / "config.json")
+                      .read_text())["unlabel_ratio"] == 5
     report = json.loads((workdir / "report.json").read_text())
     assert set(report) >= {"teacher", "baseline", "iterations",
                            "export_dir", "wall_seconds"}
@@ -40,9 +44,7 @@ def test_quick_demo_end_to_end_and_resume(tmp_path):
         images=tf.constant(images))["probabilities"].numpy()
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
     # Rerunning resumes: every stage is skipped, the report is the same.
-    again = testing.run_script(["scripts/noisy_student.py",
-                                f"--config={CONFIG}",
-                                f"--workdir={workdir}", "--no_progress"])
+    again = testing.run_script(command)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("complete, skipped") == 3
     rerun = json.loads((workdir / "report.json").read_text())

@@ -16,8 +16,9 @@ from noisy_student_tf import export
 from noisy_student_tf import inference
 from noisy_student_tf import io_utils
 from noisy_student_tf.data import fashion_mnist
-from noisy_student_tf.data import image_files
+from noisy_student_tf.data import image_decode
 from noisy_student_tf.data import preprocess
+from noisy_student_tf.data import sources
 from noisy_student_tf.training import checkpoints
 from tests import testing
 
@@ -86,21 +87,20 @@ def _read_csv(path):
 
 def _expected(model, path):
     """In-process probabilities for one file (Pillow decode + eval pp)."""
-    image = image_files.decode_file(path, channels=1)
+    image = image_decode.decode_file(path, channels=1)
     pp = preprocess.get_preprocess_fn(testing.PP)
     batch = pp({"image": tf.constant(image)})["image"][None]
     return tf.nn.softmax(model(batch, training=False)).numpy()[0]
 
 
 def test_lister_walks_any_depth_and_ignores_other_files(run):
-    listed = list(image_files.iter_image_files(str(run["pile"])))
-    assert sorted(listed) == sorted(run["decodable"]
-                                    + [str(run["pile"] / "b/broken.jpg")])
-    with pytest.raises(image_files.ImageFileError, match="no images"):
-        list(image_files.iter_image_files(str(run["root"] / "run" /
-                                              "teacher")))
-    with pytest.raises(image_files.ImageFileError, match="no files match"):
-        list(image_files.iter_image_files(str(run["root"] / "*.nope")))
+    listed = inference.list_images(str(run["pile"]))
+    assert listed == sorted(run["decodable"]
+                            + [str(run["pile"] / "b/broken.jpg")])
+    with pytest.raises(sources.DataError, match="no image files"):
+        inference.list_images(str(run["root"] / "run" / "teacher"))
+    with pytest.raises(sources.DataError, match="no image files"):
+        inference.list_images([str(run["root"] / "*.nope")])
 
 
 def test_keras_model_via_the_script(run, tmp_path):

@@ -2,7 +2,7 @@
 
     python scripts/noisy_student.py \
         --config=noisy_student_tf/configs/fashion_mnist_demo.py:quick \
-        --workdir=runs/quick [--config.students.0.unlabel_ratio=5]
+        --workdir=runs/quick [--config.students.iter1.unlabel_ratio=5]
 
 Rerunning the same command resumes: finished stages are skipped.
 """

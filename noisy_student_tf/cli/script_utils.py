@@ -112,6 +112,44 @@ def use_doc_of(main):
         sys.modules["__main__"].__doc__ = module.__doc__
 
 
+def add_override_fields(argv, flag_values=None):
+    """Lets --config.<block>.KEY=... name any known key (common.py).
+
+    config_flags loads the config file and then applies overrides to the
+    fields it has; the loaded config first gets an empty, typed field for
+    every known key an override names (`common.add_override_fields`).
+
+    Args:
+      argv: the command line, before flags are parsed.
+      flag_values: the FlagValues holding `--config` (default absl's).
+    """
+    flag_values = flag_values or flags.FLAGS
+    if "config" not in flag_values:
+        return
+    paths = [arg[len("--config."):].split("=", 1)[0] for arg in argv[1:]
+             if arg.startswith("--config.")]
+    parser = flag_values["config"].parser
+    load = parser.parse
+
+    def load_and_add(argument):
+        from noisy_student_tf.configs import common
+
+        return common.add_override_fields(load(argument), paths)
+
+    if paths:
+        parser.parse = load_and_add
+
+
+def _config_cause(error):
+    """The exception a config file raised, when absl wrapped it."""
+    # absl and ml_collections each wrap it (with a traceback in the text):
+    # the innermost exception of the chain is the config's own.
+    cause = error.__cause__ or error.__context__
+    while cause is not None and (cause.__cause__ or cause.__context__):
+        cause = cause.__cause__ or cause.__context__
+    return cause
+
+
 def run(main):
     """`app.run(main)` with known errors reported on one line."""
     use_doc_of(main)
@@ -130,13 +168,22 @@ def run(main):
             sys.exit(1)
 
     def parse_flags(argv):
+        argv = resolve_config_args(argv)
+        add_override_fields(argv)
         # Bad --config files or --config.x=y overrides fail while flags are
         # parsed, before `wrapped` runs: report those on one line too.
-        argv = resolve_config_args(argv)
         try:
             return flags.FLAGS(argv)
         except flags.Error as error:
-            sys.stderr.write(f"error: {error} (--helpshort lists flags)\n")
+            # A config file that raised (not a bad override value).
+            cause = _config_cause(error) if str(error).startswith(
+                "flag --config=") else None
+            if cause is None:
+                sys.stderr.write(
+                    f"error: {error} (--helpshort lists flags)\n")
+            else:  # a config file's get_config raised: its own line.
+                sys.stderr.write(
+                    f"error: bad flag or config: {one_line(cause)}\n")
             sys.exit(2)
         except Exception as error:  # config files raise anything.
             if "--debug" in argv:

@@ -59,13 +59,27 @@ TRAIN_DEFAULTS = dict(
 STAGE_KEYS = frozenset({
     "model", "pp", "data", "teacher", "total_steps", "total_epochs",
     "warmup_steps", "mode", "init_from_teacher", "method", "seed",
-    "export_top_k", "num_labeled",
+    "export_top_k",
 })
+# The experiment's teacher may be a model file instead of a trained stage.
+TEACHER_KEYS = frozenset({"path"})
+FINETUNE_KEYS = frozenset({"enabled", "image_size"})
+# No `temperature`: labeling stores the plain softmax and the student's
+# `temperature` tempers it once (noisystudent predict_label.py / main.py).
+LABELING_KEYS = frozenset({"num_shards", "batch_size", "has_true_labels",
+                           "engine", "beam_options"})
+FILTER_KEYS = frozenset({"min_threshold", "num_image", "max_prob",
+                         "upsample", "use_all", "use_top"})
+EXPORT_KEYS = frozenset({"enabled"})
 EXPERIMENT_KEYS = frozenset({
     "name", "seed", "num_classes", "channels", "class_names", "data",
     "defaults", "teacher", "baseline", "students", "labeling", "filter",
     "finetune", "export", "robustness", "ceiling", "student_baselines",
 })
+
+
+class ConfigKeyError(LookupError):
+    """A command-line override names a key no block of its kind has."""
 
 
 def check_keys(config, allowed, where):
@@ -79,6 +93,140 @@ def check_keys(config, allowed, where):
         raise ValueError(
             f"unknown config key(s) {unknown}{hint} in {where}; valid keys: "
             f"{', '.join(sorted(allowed))}")
+
+
+def check_experiment(config):
+    """Checks every key-checked block of an experiment config.
+
+    The top level, `defaults`, the teacher, baseline, students, ceiling and
+    student baselines, and the `labeling`, `filter` and `export` blocks: an
+    unknown key (a typo such as `filter.num_images`) raises ValueError with
+    a did-you-mean.
+    """
+    check_keys(config, EXPERIMENT_KEYS, "the experiment config")
+    for path in _checked_blocks(config):
+        block = _block_at(config, path)
+        if block is not None:
+            check_keys(block, block_keys(path), path)
+    for name, student in (config.get("students") or {}).items():
+        if "model" not in student:
+            raise ValueError(
+                f"students.{name} has no model: it is not one of the "
+                f"config's students ({', '.join(config.students)}); "
+                f"override those, e.g. --config.students."
+                f"{next(iter(config.students))}.unlabel_ratio=5")
+
+
+def _checked_blocks(config):
+    paths = ["defaults", "teacher", "baseline", "labeling", "filter",
+             "export", "ceiling", "student_baselines"]
+    return paths + [f"students.{name}"
+                    for name in (config.get("students") or {})]
+
+
+def block_keys(path):
+    """Known keys of the experiment block at dotted `path`, or None.
+
+    Stage blocks (teacher, baseline, students.<name>, finetune and the
+    method configs' student / teachers.<name>) and `defaults` take every
+    training default and stage key.
+    """
+    train = frozenset(TRAIN_DEFAULTS)
+    # `defaults` is merged under every stage, so it may hold stage keys
+    # (e.g. warmup_steps) as well.
+    fixed = {"defaults": train | STAGE_KEYS, "labeling": LABELING_KEYS,
+             "filter": FILTER_KEYS, "export": EXPORT_KEYS,
+             "teacher": train | STAGE_KEYS | TEACHER_KEYS,
+             "baseline": train | STAGE_KEYS, "student": train | STAGE_KEYS,
+             "finetune": train | STAGE_KEYS | FINETUNE_KEYS,
+             # Stages the driver trains on request (`enabled`).
+             "ceiling": train | STAGE_KEYS | {"enabled"},
+             "student_baselines": train | STAGE_KEYS | {"enabled"}}
+    if path in fixed:
+        return fixed[path]
+    parent, _, _ = path.rpartition(".")
+    if parent in ("students", "teachers"):
+        return train | STAGE_KEYS
+    return None
+
+
+# Types of known keys whose default does not say (None, or an int where a
+# fraction is meaningful); every other key takes its default's type, and a
+# key with neither (a later addition defaulting to None) any literal.
+_KEY_TYPES = {
+    "final_lr": float, "clip_global_norm": float,
+    "unlabeled_loss_weight": float, "tpu": str,
+    "diagnose_max_records": int, "unlabel_ratio": float,
+    "warmup_epochs": float, "total_epochs": float, "total_steps": int,
+    "warmup_steps": int, "mode": str, "init_from_teacher": bool,
+    "method": str, "seed": int, "export_top_k": int, "path": str,
+    "enabled": bool, "image_size": int, "num_shards": int,
+    "batch_size": int, "temperature": float, "has_true_labels": bool,
+    "min_threshold": float, "num_image": int, "max_prob": float,
+    "upsample": bool, "use_all": bool, "use_top": bool, "engine": str,
+    "beam_options": str,
+}
+
+
+def _key_type(key):
+    if key in _KEY_TYPES:
+        return _KEY_TYPES[key]
+    default = TRAIN_DEFAULTS.get(key)
+    return type(default) if default is not None else object
+
+
+def _block_at(config, path):
+    block = config
+    for part in path.split("."):
+        if not isinstance(block, ml_collections.ConfigDict) or \
+                part not in block:
+            return None
+        block = block[part]
+    return block if isinstance(block, ml_collections.ConfigDict) else None
+
+
+def add_override_fields(config, paths):
+    """Adds the known fields that command-line overrides name, typed.
+
+    `ml_collections.config_flags` only overrides fields a config file
+    already has (and cannot parse a field whose value is None). Any known
+    key of a stage, of `defaults` or of the labeling/filter/export blocks
+    (see `block_keys`) can be overridden, so each such path gets an empty
+    field of the key's type before the overrides are applied.
+
+    Args:
+      config: the experiment ConfigDict, as its get_config returned it.
+      paths: dotted override paths (`students.iter1.unlabel_ratio`).
+
+    Returns:
+      `config`, changed in place.
+
+    Raises:
+      ConfigKeyError: an unknown key of such a block (with a
+        did-you-mean), or a student / teacher the config does not have.
+    """
+    for path in paths:
+        parent, _, key = path.rpartition(".")
+        known, block = block_keys(parent), _block_at(config, parent)
+        group, _, name = parent.rpartition(".")
+        siblings = _block_at(config, group)
+        if group in ("students", "teachers") and block is None and \
+                siblings is not None:
+            raise ConfigKeyError(
+                f"{group} has no {name!r} (it has {', '.join(siblings)}): "
+                f"name one, e.g. --config.{group}."
+                f"{next(iter(siblings), name)}.{key}=...")
+        if known is None or block is None:
+            continue  # not a key-checked block: config_flags decides.
+        if key not in block and key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            raise ConfigKeyError(
+                f"unknown config key {key!r} in {parent}" +
+                (f" (did you mean {close[0]!r}?)" if close else ""))
+        if key in known and (key not in block or block[key] is None):
+            block[key] = ml_collections.FieldReference(
+                None, field_type=_key_type(key))
+    return config
 
 
 def parse_arg(arg, **defaults):

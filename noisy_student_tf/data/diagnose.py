@@ -122,6 +122,22 @@ def _folder_units(config):
     return [_Unit(config.root, raw, parse, 0, paths.__getitem__)]
 
 
+def _files_units(config):
+    """An image pile (its source drops undecodable files, not pp errors)."""
+    from noisy_student_tf.data import image_files
+
+    paths = image_files.list_image_files(config.pattern)
+
+    def raw():
+        return tf.data.Dataset.from_tensor_slices({"path": paths})
+
+    def parse(element, index):
+        return {"image": tf.io.read_file(element["path"]),
+                "label": tf.constant(-1, tf.int64), "id": index}
+
+    return [_Unit(config.pattern, raw, parse, 0, paths.__getitem__)]
+
+
 def _dataset_units(config):
     """In-memory and tfds sources: one unit, records as the source yields."""
     if config.kind == "fashion_mnist":
@@ -144,7 +160,8 @@ def _dataset_units(config):
 
 
 _UNITS = {"tfrecord": _file_units, "pseudo_labels": _file_units,
-          "folder": _folder_units, "fashion_mnist": _dataset_units,
+          "folder": _folder_units, "files": _files_units,
+          "fashion_mnist": _dataset_units,
           "tfds": _dataset_units}
 
 

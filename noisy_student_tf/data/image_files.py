@@ -1,125 +1,165 @@
-"""Image files for prediction: listing piles and decoding odd images.
+"""Piles of image files: a directory walked recursively, or globs.
 
-`iter_image_files` walks a directory at any depth (image extensions,
-case-insensitive; everything else is ignored) or expands globs, lazily and
-in sorted order, so a pile of millions of files is never held as a list.
-`decode_file` turns any image Pillow reads -- grayscale, palette, RGBA,
-CMYK, 16-bit, 1x1 -- into the uint8 HxWxC array a model takes (C = 1 or
-3), as TensorFlow's `decode_image` does for the formats it knows: alpha is
-dropped (not blended), 16-bit samples keep their high byte, and only the
-first frame of an animation is used. EXIF orientation is ignored, as it is
-when training and labeling decode images.
+The paper's unlabeled data is a big pile of images without labels (JFT,
+YFCC). A user's pile is usually a folder of JPEG/PNG files at any depth,
+with other files mixed in. `files_source` turns such a pile into raw
+records `{"image": encoded bytes, "label": -1, "id", "path"}`:
+
+- `id` is the file's position in the sorted list of every image file of
+  the pile, so it does not depend on which host (shard) reads the file and
+  the filter stage can join predictions back to images;
+- `path` lets predictions name their files;
+- files that do not decode are dropped *inside* the source (decoded once
+  and discarded), so every pass over the pile (labeling, filtering) sees the
+  same records; `listed_count` gives the number of files before dropping,
+  from which the labeling stage logs how many were skipped.
+
+`holdout_split` holds out a per-class share of a labeled class-per-folder
+tree when a user gives no eval folder.
 """
 
+import glob
 import os
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
-# TensorFlow decodes the first five; Pillow adds TIFF and WebP.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif",
-                    ".tiff", ".webp")
-# Pillow's 16-bit (and 32-bit integer) grayscale modes.
-_WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# Formats TF's decoders read (tf.io.decode_image); matched case-insensitively.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
-class ImageFileError(ValueError):
-    """A missing path, an empty pile, or an image that does not decode."""
+def is_image_name(name):
+    """Whether a file name has an image extension (any case)."""
+    return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def is_image_file(path):
-    """True for a name with an image extension (any case)."""
-    return path.lower().endswith(IMAGE_EXTENSIONS)
+def _walk(directory):
+    found = []
+    for root, _, names in tf.io.gfile.walk(directory):
+        found += [os.path.join(root, name) for name in names
+                  if is_image_name(name)]
+    return found
 
 
-def _walk(root):
-    """Image files under `root` at any depth, sorted per folder."""
-    for directory, subdirs, files in tf.io.gfile.walk(root):
-        subdirs.sort()  # in place: the walk descends in this order
-        for name in sorted(files):
-            if is_image_file(name):
-                yield os.path.join(directory, name)
-
-
-def iter_image_files(specs):
-    """Yields image file paths for directories and globs, lazily.
+def list_image_files(spec):
+    """Sorted image files of a directory (recursive) or `;`-separated globs.
 
     Args:
-      specs: a string or a list of strings, each a directory (walked
-        recursively, image extensions only) or a glob (every match that is
-        a file, whatever its extension: an undecodable one is skipped by
-        the caller).
-
-    Yields:
-      Paths, in sorted order within each spec.
-
-    Raises:
-      ImageFileError: a spec that matches nothing (a missing path, an
-        empty glob, a directory without images).
-    """
-    if isinstance(specs, str):
-        specs = [specs]
-    for spec in specs:
-        found = False
-        if tf.io.gfile.isdir(spec):
-            paths = _walk(spec)
-            empty = (f"no images ({', '.join(IMAGE_EXTENSIONS)}) under "
-                     f"{spec!r}")
-        else:
-            paths = (path for path in sorted(tf.io.gfile.glob(spec))
-                     if not tf.io.gfile.isdir(path))
-            empty = f"no files match {spec!r}"
-        for path in paths:
-            found = True
-            yield path
-        if not found:
-            raise ImageFileError(empty)
-
-
-def count_image_files(specs):
-    """How many paths `iter_image_files(specs)` yields (for progress)."""
-    return sum(1 for _ in iter_image_files(specs))
-
-
-def _to_array(image, channels):
-    if image.mode in _WIDE_GRAY_MODES:
-        # 16-bit samples keep their high byte, as TF's uint8 decode does.
-        wide = np.asarray(image, dtype=np.int64)
-        gray = np.clip(wide >> 8, 0, 255).astype(np.uint8)
-        image = Image.fromarray(gray, mode="L")
-    target = "L" if channels == 1 else "RGB"
-    if image.mode != target:
-        # RGBA/LA/PA lose alpha, CMYK/YCbCr/P/1 convert to RGB or L.
-        image = image.convert(target)
-    array = np.asarray(image, dtype=np.uint8)
-    return array[..., None] if array.ndim == 2 else array
-
-
-def decode_file(path, channels=3):
-    """Decodes one image file to uint8 [H, W, channels].
-
-    Args:
-      path: the image file.
-      channels: 1 (grayscale) or 3 (RGB).
+      spec: a directory, a glob (`pile/*/*.jpg`; `**` recurses on local
+        disks) or several of them separated by `;`. Directories (given or
+        matched) are walked to any depth; files without an image extension
+        are ignored.
 
     Returns:
-      A uint8 numpy array.
+      The sorted, de-duplicated list of image file paths.
 
     Raises:
-      ImageFileError: the file does not decode (not an image, truncated,
-        unreadable), naming it.
+      DataError: nothing given, or no image file found.
     """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
-    try:
-        with tf.io.gfile.GFile(path, "rb") as handle:
-            with Image.open(handle) as image:
-                image.seek(0)  # the first frame of an animation
-                image.load()
-                return _to_array(image, channels)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            tf.errors.OpError) as error:
-        message = getattr(error, "message", None) or str(error)
-        raise ImageFileError(f"{path}: does not decode as an image "
-                             f"({message})") from error
+    from noisy_student_tf.data.sources import DataError
+
+    files = []
+    parts = [part for part in str(spec or "").split(";") if part]
+    if not parts:
+        raise DataError("no image directory or glob given")
+    for part in parts:
+        if tf.io.gfile.isdir(part):
+            files += _walk(part)
+            continue
+        # Python's glob for local paths: it understands `**`.
+        matches = (tf.io.gfile.glob(part) if "://" in part
+                   else glob.glob(part, recursive=True))
+        for path in matches:
+            if tf.io.gfile.isdir(path):
+                files += _walk(path)
+            elif is_image_name(path):
+                files.append(path)
+    if not files:
+        raise DataError(
+            f"no image files ({', '.join(IMAGE_EXTENSIONS)}, any case) in "
+            f"{spec!r}")
+    return sorted(set(files))
+
+
+def _shard_positions(count, shard):
+    positions = np.arange(count, dtype=np.int64)
+    if shard is None:
+        return positions
+    index, shards = shard
+    if not 0 <= index < shards:
+        raise ValueError(f"shard index {index} not in [0, {shards})")
+    return positions[index::shards]
+
+
+def files_source(spec, shard=None):
+    """Raw records of an image pile; undecodable files are dropped.
+
+    Args:
+      spec: see `list_image_files`.
+      shard: optional (index, count): every count-th file from index.
+
+    Returns:
+      A deterministic dataset of `{"image", "label", "id", "path"}`.
+    """
+    paths = np.asarray(list_image_files(spec))
+    positions = _shard_positions(len(paths), shard)
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"path": paths[positions], "id": positions})
+
+    def read(record):
+        data = tf.io.read_file(record["path"])
+        # Decoded only to find files that do not decode. The bytes are
+        # made to depend on the decoded size: a control dependency alone
+        # let tf.data's graph optimisation drop the unused decode.
+        decoded = tf.io.decode_image(data, channels=3,
+                                     expand_animations=False)
+        data = tf.where(tf.size(decoded) >= 0, data, "")
+        return {"image": data, "label": tf.constant(-1, tf.int64),
+                "id": record["id"], "path": record["path"]}
+
+    ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
+    # Counted, not logged one by one: the labeling stage reports how many
+    # files were skipped (listed_count minus records labeled).
+    return ds.ignore_errors(log_warning=False)
+
+
+def listed_count(spec, shard=None):
+    """Image files of a pile (shard) before undecodable ones are dropped."""
+    return len(_shard_positions(len(list_image_files(spec)), shard))
+
+
+def holdout_split(labels, fraction, seed=0):
+    """Per class, holds out `fraction` of the images (at least one).
+
+    Args:
+      labels: int labels of a labeled source, in record order.
+      fraction: share of each class held out, in (0, 1).
+      seed: permutation seed (deterministic split).
+
+    Returns:
+      dict "labeled" / "validation" -> sorted int64 positions.
+
+    Raises:
+      DataError: a bad fraction, or a class with fewer than 2 images.
+    """
+    from noisy_student_tf.data.sources import DataError
+
+    if not 0 < fraction < 1:
+        raise DataError(f"holdout_fraction must be in (0, 1), got "
+                        f"{fraction}")
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(seed)
+    parts = {"labeled": [], "validation": []}
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        if len(members) < 2:
+            raise DataError(
+                f"class {cls} has {len(members)} image(s): too few to hold "
+                "out a validation split; give an eval folder instead")
+        held = min(len(members) - 1,
+                   max(1, int(round(fraction * len(members)))))
+        parts["validation"].append(members[:held])
+        parts["labeled"].append(members[held:])
+    return {k: np.sort(np.concatenate(v)).astype(np.int64)
+            for k, v in parts.items()}

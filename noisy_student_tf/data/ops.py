@@ -92,10 +92,33 @@ def _check_encoded(data):
     ]
 
 
+def _decode_to(data, channels):
+    """Decodes any JPEG/PNG/GIF/BMP/WebP to `channels` (1 or 3) uint8.
+
+    TF's decoders give 3 channels for every input (grayscale, gray+alpha,
+    RGBA, CMYK JPEG, 16-bit PNG), but refuse 1 channel for CMYK JPEG, BMP,
+    GIF and WebP. One channel is therefore the file's own gray channel
+    when it has one, else the ITU-R 601 luma of its RGB (PIL's "L").
+    """
+    if channels == 3:
+        return tf.io.decode_image(data, channels=3, expand_animations=False)
+    image = tf.io.decode_image(data, channels=0, expand_animations=False)
+
+    def luma():
+        rgb = tf.cast(image[..., :3], tf.float32)
+        gray = tf.reduce_sum(rgb * [0.299, 0.587, 0.114], -1, keepdims=True)
+        return tf.cast(tf.clip_by_value(tf.round(gray), 0, 255), tf.uint8)
+
+    return tf.cond(tf.shape(image)[-1] >= 3, luma, lambda: image[..., :1])
+
+
 @registry.register("decode")
 @registry.in_key_out_key()
 def decode(channels=3):
-    """Decodes PNG/JPEG/GIF/BMP bytes to uint8; uint8 input passes through.
+    """Decodes PNG/JPEG/GIF/BMP/WebP bytes to uint8 (uint8 passes through).
+
+    Grayscale, gray+alpha, RGBA, CMYK and 16-bit files all come out with
+    `channels` channels (alpha dropped, 16 bits scaled to 8).
 
     Args:
       channels: 1 or 3, the decoded channel count.
@@ -121,15 +144,13 @@ def decode(channels=3):
                 f"decode expects encoded bytes or uint8, got {image.dtype}")
         if tf.executing_eagerly():
             try:
-                out = tf.io.decode_image(
-                    image, channels=channels, expand_animations=False)
+                out = _decode_to(image, channels)
             except tf.errors.InvalidArgumentError as e:
                 raise tf.errors.InvalidArgumentError(
                     None, None, f"{CORRUPT_IMAGE}: {e.message}") from None
         else:
             with tf.control_dependencies(_check_encoded(image)):
-                out = tf.io.decode_image(
-                    image, channels=channels, expand_animations=False)
+                out = _decode_to(image, channels)
         return tf.ensure_shape(out, [None, None, channels])
 
     return fn
@@ -169,9 +190,10 @@ def _center_crop(image, size, crop_pct, method):
         # The reference's CROP_PADDING = 32: 0.875 at 224, 0.937 at 475.
         crop_pct = min(height, width) / (min(height, width) + 32)
     shape = tf.shape(image)
-    side = tf.cast(
+    # At least one pixel: tiny images (1x1) must crop to something.
+    side = tf.maximum(tf.cast(
         crop_pct * tf.cast(tf.minimum(shape[0], shape[1]), tf.float32),
-        tf.int32)
+        tf.int32), 1)
     top = (shape[0] - side + 1) // 2
     left = (shape[1] - side + 1) // 2
     crop = image[top:top + side, left:left + side]

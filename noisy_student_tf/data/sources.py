@@ -1,4 +1,4 @@
-"""Data sources: tfds, TFRecord globs, image folders, Fashion-MNIST.
+"""Data sources: tfds, TFRecord globs, image folders and piles, Fashion-MNIST.
 
 Every source yields raw records, no preprocessing: `{"image": uint8 HxWxC
 or encoded bytes, "label": int64, "id": int64}` (pseudo-label sources add
@@ -23,9 +23,11 @@ import tensorflow as tf
 
 from noisy_student_tf.data import fashion_mnist
 from noisy_student_tf.data import features
+from noisy_student_tf.data import image_files
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-KINDS = ("fashion_mnist", "tfds", "tfrecord", "folder", "pseudo_labels")
+IMAGE_EXTENSIONS = image_files.IMAGE_EXTENSIONS
+KINDS = ("fashion_mnist", "tfds", "tfrecord", "folder", "files",
+         "pseudo_labels")
 
 
 class DataError(ValueError):
@@ -258,8 +260,25 @@ def select_per_class(labels, per_class, seed, validation_per_class=0):
             for k, v in parts.items()}
 
 
+def _selected_positions(labels, select, part):
+    if select.get("holdout_fraction"):
+        if part not in ("labeled", "validation"):
+            raise ValueError(f"a holdout split has parts labeled and "
+                             f"validation, not {part!r}")
+        return image_files.holdout_split(
+            labels, select.holdout_fraction, select.get("seed", 0))[part]
+    return select_per_class(
+        labels, select.per_class, select.get("seed", 0),
+        select.get("validation_per_class", 0))[part]
+
+
 def _source_labels_and_ids(config):
     """(labels, ids) of a whole source in order, images skipped."""
+    if config.kind == "folder":
+        # The folder listing has the labels: no file needs reading.
+        _, labels = list_folder(config.root, config.get("num_classes"))
+        return (np.asarray(labels, np.int64),
+                np.arange(len(labels), dtype=np.int64))
     ds = _make_unselected(config, shard=None)
     ds = ds.map(lambda r: (r["label"], r["id"]),
                 num_parallel_calls=tf.data.AUTOTUNE)
@@ -292,6 +311,8 @@ def _make_unselected(config, shard):
     if kind == "folder":
         return folder_source(config.root, num_classes=num_classes,
                              shard=shard)
+    if kind == "files":
+        return image_files.files_source(config.pattern, shard=shard)
     if kind == "pseudo_labels":
         return pseudo_label_source(config.pattern, num_classes, shard=shard)
     raise ValueError(f"Unknown source kind {kind!r}; valid: {KINDS}")
@@ -304,9 +325,12 @@ def make_source(config, shard=None):
       config: ConfigDict with `kind` (one of KINDS) and its fields:
         fashion_mnist: split, data_dir; tfds: name, split, data_dir,
         image_key, label_key; tfrecord: pattern, label_offset; folder: root;
-        pseudo_labels: pattern. Optional `num_classes` (label range check)
-        `select` = {per_class, seed, part, validation_per_class} to
-        keep one part of a per-class split (e.g. 400 labels per class),
+        files: pattern (a directory or `;`-separated globs of an unlabeled
+        pile, see image_files); pseudo_labels: pattern. Optional
+        `num_classes` (label range check), `select` = {per_class, seed,
+        part, validation_per_class} to keep one part of a per-class split
+        (e.g. 400 labels per class) or {holdout_fraction, seed, part} to
+        hold out a share of each class (part labeled or validation),
         and `limit` to keep only the first N records.
       shard: optional (index, count) for parallel labeling.
 
@@ -339,15 +363,25 @@ def _make_selected(config, shard):
         return array_source(images[positions], labels[positions],
                             ids=positions, shard=shard)
     labels, ids = _source_labels_and_ids(config)
-    positions = select_per_class(
-        labels, select.per_class, select.get("seed", 0),
-        select.get("validation_per_class", 0))[part]
+    positions = _selected_positions(labels, select, part)
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
             tf.constant(ids[positions]),
             tf.ones(len(positions), tf.int64)), default_value=0)
     ds = _make_unselected(config, shard)
     return ds.filter(lambda r: table.lookup(r["id"]) > 0)
+
+
+def listed_count(config, shard=None):
+    """Records of a pile (shard) before undecodable files are dropped.
+
+    Returns None for every other source, and for a pile under `select` or
+    `limit` (its listing then says nothing about what is read).
+    """
+    if config.kind != "files" or config.get("select") or \
+            config.get("limit"):
+        return None
+    return image_files.listed_count(config.pattern, shard)
 
 
 def count_records(config):

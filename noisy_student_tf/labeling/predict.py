@@ -106,8 +106,10 @@ def label_shard(model, source_config, pp_string, output_dir, index, count,
     shards share one traced step; by default one is made here.
     """
     source = sources.make_source(source_config, shard=(index, count))
-    expected = None
-    if skip_corrupt:
+    # An image pile drops undecodable files itself; its listing says how
+    # many there were.
+    expected = sources.listed_count(source_config, (index, count))
+    if expected is None and skip_corrupt:
         expected = int(source.reduce(np.int64(0), lambda n, _: n + 1))
     dataset = _labeling_dataset(source, pp_string, batch_size, skip_corrupt)
     predict = predict_fn or make_predict_fn(model)
