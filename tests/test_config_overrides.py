@@ -11,11 +11,9 @@ from absl import flags
 from ml_collections import config_flags
 import pytest
 
+from noisy_student_tf.cli import script_utils
 from noisy_student_tf.configs import common
 from tests import testing
-
-sys.path.insert(0, f"{testing.REPO}/scripts")
-import script_utils  # noqa: E402
 
 DEMO = "noisy_student_tf/configs/fashion_mnist_demo.py:quick"
 
@@ -138,8 +136,9 @@ def test_num_labeled_is_no_stage_key():
 
 
 def test_the_drivers_help_example_works(monkeypatch):
-    # scripts/noisy_student.py's docstring (its --help) shows this form.
-    with open(f"{testing.REPO}/scripts/noisy_student.py") as handle:
+    # The driver's docstring (its --help) shows this form.
+    path = f"{testing.REPO}/noisy_student_tf/cli/noisy_student.py"
+    with open(path) as handle:
         doc = handle.read()
     assert "--config.students.iter1.unlabel_ratio=5" in doc
     config = parse("--config.students.iter1.unlabel_ratio=5",
