@@ -30,7 +30,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 LABEL_PP = 'decode|normalize("svhn")'
 INFER_ROW = "teacher inference, in memory (steady)"
 INFER_FIXED_ROW = "teacher inference, in memory, incl. load + trace"
-SHARDS_ROW = "label_shard x2 (teacher loaded, step traced)"
+SHARDS_ROW = "label_shards, 2 shards (teacher loaded, step traced)"
 E2E_ROW = "generate_pseudo_labels end to end"
 
 
@@ -199,11 +199,10 @@ def _bench_one_teacher(mode, count, batch_size, small_image):
 
         def shards(out):
             start, cpu_start = time.perf_counter(), time.process_time()
-            for index in range(num_shards):
-                predict.label_shard(shard_model, source, LABEL_PP, out,
-                                    index, num_shards,
-                                    batch_size=batch_size,
-                                    predict_fn=predict_fn)
+            predict.label_shards(shard_model, source, LABEL_PP, out,
+                                 range(num_shards), num_shards,
+                                 batch_size=batch_size,
+                                 predict_fn=predict_fn)
             record(SHARDS_ROW, time.perf_counter() - start,
                    time.process_time() - cpu_start)
 
