@@ -152,12 +152,18 @@ def bench_pseudo_label(mode):
         "here) and the teacher step was retraced per shard; now records "
         "are built in the graph (features.prediction_examples), the step "
         "is traced once per run, and the input maps are fused",
-        "what remains is the per-image input work in tf.data, ~90 us CPU "
-        "(per-record parse with tf.data's per-element overhead ~27 us; "
-        "decode's header/trailer checks, PNG decode and normalize ~45 us) "
-        "on the same 2 cores as the teacher: it weighs against the "
-        "default-strides B0's ~0.5 ms per image, not against the "
-        "small-image teacher's",
+        "fixed: each shard's input (source and map tracing, iterator "
+        "start, first batch: ~0.2 s CPU per shard here) stalled the "
+        "teacher; now predict.label_shards opens shard k+1 in a thread "
+        "while shard k is labeled, and generate_pseudo_labels opens the "
+        "first while the teacher loads; on saturated cores that work "
+        "still costs CPU",
+        "what remains is the per-image input work in tf.data, ~90-150 us "
+        "CPU (per-record parse with tf.data's per-element overhead; "
+        "decode's header/trailer checks, PNG decode and normalize) on the "
+        "same 2 cores as the teacher: it weighs against the "
+        "default-strides B0's ~0.4-0.6 ms per image, not against the "
+        "small-image teacher's ~2.8 ms",
     ]
     if mode == "smoke":
         notes.append("smoke: quarter-width/depth teachers, 64 images")
