@@ -45,7 +45,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
     multiply ops and as many gradient ops; TensorFlow's fused kernel
     (`FusedBatchNormV3`, oneDNN on CPU) does the same math in one pass
     each way: B0's 224-px training step takes ~30% less CPU time (its
-    unfused BN was ~half of the step's op time on CPU). Same
+    element-wise ops, mostly the unfused BN, were ~half its op time). Same
     variables, outputs, gradients and moving-statistics update as the
     Keras layer (the biased batch variance, as Keras 3); every other case
     (inference, other backends, masks, renorm, synchronized) is Keras'
