@@ -10,6 +10,7 @@ hosts can label in parallel (`shard_index`), and complete shards are
 skipped on rerun.
 """
 
+import concurrent.futures
 import os
 import time
 
@@ -47,9 +48,9 @@ def _labeling_dataset(source, pp_string, batch_size, skip_corrupt):
         options)
 
 
-def _named_errors(dataset, source_config, pp_string):
-    """Iterates `dataset`; input failures become one line naming the file."""
-    iterator = iter(dataset)
+def _named_errors(batches, source_config, pp_string):
+    """Iterates `batches`; input failures become one line naming the file."""
+    iterator = iter(batches)
     while True:
         try:
             batch = next(iterator)
@@ -62,6 +63,66 @@ def _named_errors(dataset, source_config, pp_string):
             raise diagnose.explain_data_error(
                 error, source_config, pp_string) from error
         yield batch
+
+
+class _ShardInputs:
+    """Opens each shard's input pipeline one shard ahead, in a thread.
+
+    Building a shard's pipeline (source, traced maps, iterator) and its
+    first batches took ~1 s per shard on 2 CPU cores, all of it while the
+    teacher waited. Here shard k+1's pipeline is built and started while
+    shard k is labeled, and the first one while the teacher loads and
+    traces. Only reading runs ahead: shards are still written and committed
+    one by one, in order, so the crash guarantees are unchanged.
+
+    Iterating yields `(index, iterator over batches, expected count or
+    None)`; an error opening a shard is raised when that shard is reached.
+    """
+
+    def __init__(self, indices, open_fn):
+        self._indices = list(indices)
+        self._open = open_fn
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="labeling-input")
+        self._next = (self._pool.submit(open_fn, self._indices[0])
+                      if self._indices else None)
+
+    def __iter__(self):
+        for position, index in enumerate(self._indices):
+            opened = self._next.result()
+            if position + 1 < len(self._indices):
+                self._next = self._pool.submit(
+                    self._open, self._indices[position + 1])
+            yield (index,) + opened
+
+    def close(self):
+        """Waits for a shard still opening (it only reads) and stops."""
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _shard_opener(source_config, pp_string, count, batch_size,
+                  skip_corrupt):
+    """`index -> (iterator over batches, expected count or None)`."""
+    def open_shard(index):
+        source = sources.make_source(source_config, shard=(index, count))
+        # An image pile drops undecodable files itself; its listing says
+        # how many there were. Otherwise skip_corrupt's count of dropped
+        # records needs the total.
+        expected = sources.listed_count(source_config, (index, count))
+        if expected is None and skip_corrupt:
+            expected = int(source.reduce(np.int64(0), lambda n, _: n + 1))
+        dataset = _labeling_dataset(source, pp_string, batch_size,
+                                    skip_corrupt)
+        # The iterator starts filling its prefetch buffer right away.
+        return iter(dataset), expected
+    return open_shard
 
 
 def make_predict_fn(model):
@@ -97,28 +158,28 @@ def make_predict_fn(model):
     return predict
 
 
-def label_shard(model, source_config, pp_string, output_dir, index, count,
-                *, batch_size=256, skip_corrupt=False,
-                has_true_labels=False, predict_fn=None):
-    """Predicts shard `index` of `count` and commits it; returns its info.
+def _write_shard(predict, batches, expected, where, output_dir, index,
+                 count, has_true_labels):
+    """Predicts one shard's batches and commits its file and info.
 
-    `predict_fn` (from `make_predict_fn(model)`) lets several
-    shards share one traced step; by default one is made here.
+    Args:
+      predict: from `make_predict_fn`.
+      batches: the shard's input batches (an iterator).
+      expected: its record count before corrupt records were dropped, or
+        None without skip_corrupt.
+      where: (source_config, pp_string), to name bad input.
+      output_dir, index, count: the shard's place.
+      has_true_labels: report accuracy against the source's labels.
+
+    Returns:
+      The committed info dict (tfrecord_io.read_info).
     """
-    source = sources.make_source(source_config, shard=(index, count))
-    # An image pile drops undecodable files itself; its listing says how
-    # many there were.
-    expected = sources.listed_count(source_config, (index, count))
-    if expected is None and skip_corrupt:
-        expected = int(source.reduce(np.int64(0), lambda n, _: n + 1))
-    dataset = _labeling_dataset(source, pp_string, batch_size, skip_corrupt)
-    predict = predict_fn or make_predict_fn(model)
-
+    source_config, pp_string = where
     correct = 0
     confidence_sum = 0.0
     with tfrecord_io.AtomicShardWriter(
             output_dir, tfrecord_io.PREDICTIONS, index, count) as writer:
-        for batch in _named_errors(dataset, source_config, pp_string):
+        for batch in _named_errors(batches, source_config, pp_string):
             out = predict(batch["image"], batch["id"])
             for serialized in out["serialized"].numpy():
                 writer.write(serialized)
@@ -139,10 +200,58 @@ def label_shard(model, source_config, pp_string, output_dir, index, count,
                                  count)
 
 
+def label_shards(model, source_config, pp_string, output_dir, indices,
+                 count, *, batch_size=256, skip_corrupt=False,
+                 has_true_labels=False, predict_fn=None):
+    """Predicts shards `indices` of `count` and commits each in order.
+
+    The next shard's input is opened while the current one is labeled
+    (`_ShardInputs`); each shard is committed before the next is written.
+
+    Args:
+      model: the teacher (a Keras model); unused when `predict_fn` is given.
+      source_config: the unlabeled source config (sources.make_source).
+      pp_string: the teacher's clean eval preprocessing.
+      output_dir: where prediction shards and their info files go.
+      indices: the shards to label, in order.
+      count: K, the number of shards.
+      batch_size: inference batch size.
+      skip_corrupt: drop undecodable images (counted in the info file).
+      has_true_labels: the source's labels are real (report accuracy).
+      predict_fn: from `make_predict_fn(model)`, to share one traced step
+        across calls; by default one is made here.
+
+    Returns:
+      The committed info dicts, one per shard in `indices`.
+
+    Raises:
+      sources.DataError: bad input (named file and record) or an empty
+        shard.
+    """
+    predict = predict_fn or make_predict_fn(model)
+    opener = _shard_opener(source_config, pp_string, count, batch_size,
+                           skip_corrupt)
+    with _ShardInputs(indices, opener) as inputs:
+        return [_write_shard(predict, batches, expected,
+                             (source_config, pp_string), output_dir, index,
+                             count, has_true_labels)
+                for index, batches, expected in inputs]
+
+
+def label_shard(model, source_config, pp_string, output_dir, index, count,
+                **kwargs):
+    """Predicts shard `index` of `count` and commits it; returns its info.
+
+    One shard of `label_shards` (same keyword arguments).
+    """
+    return label_shards(model, source_config, pp_string, output_dir,
+                        [index], count, **kwargs)[0]
+
+
 def generate_pseudo_labels(teacher_path, source_config, pp_string,
                            output_dir, *, num_shards=1, shard_indices=None,
-                           batch_size=256, skip_corrupt=False, has_true_labels=False,
-                           progress=True):
+                           batch_size=256, skip_corrupt=False,
+                           has_true_labels=False, progress=True):
     """Labels every (or the given) shard with the teacher at `teacher_path`.
 
     Args:
@@ -171,25 +280,36 @@ def generate_pseudo_labels(teacher_path, source_config, pp_string,
         tfrecord_io.shard_name(tfrecord_io.PREDICTIONS, i, num_shards)
         for i in todo])
     start = time.time()
-    model = checkpoints.load_model(teacher_path) if todo else None
-    predict_fn = make_predict_fn(model) if todo else None
     bar = keras.utils.Progbar(len(indices), unit_name="shard",
                               verbose=1 if progress else 0)
     bar.update(len(indices) - len(todo))
-    for done, index in enumerate(todo, start=len(indices) - len(todo) + 1):
-        label_shard(model, source_config, pp_string, output_dir, index,
-                    num_shards, batch_size=batch_size,
-                    skip_corrupt=skip_corrupt,
-                    has_true_labels=has_true_labels, predict_fn=predict_fn)
-        bar.update(done)
+    opener = _shard_opener(source_config, pp_string, num_shards, batch_size,
+                           skip_corrupt)
+    # The first shard's input opens while the teacher loads.
+    with _ShardInputs(todo, opener) as inputs:
+        predict = make_predict_fn(checkpoints.load_model(teacher_path)) \
+            if todo else None
+        for done, (index, batches, expected) in enumerate(
+                inputs, start=len(indices) - len(todo) + 1):
+            _write_shard(predict, batches, expected,
+                         (source_config, pp_string), output_dir, index,
+                         num_shards, has_true_labels)
+            bar.update(done)
+    return _summary(output_dir, indices, num_shards, len(todo),
+                    time.time() - start, has_true_labels)
+
+
+def _summary(output_dir, indices, num_shards, labeled, seconds,
+             has_true_labels):
+    """generate_pseudo_labels' summary from the shards' info files."""
     infos = [tfrecord_io.read_info(output_dir, tfrecord_io.PREDICTIONS, i,
                                    num_shards) for i in indices]
     records = sum(info["num_records"] for info in infos)
     summary = {
         "num_records": records,
-        "shards_labeled": len(todo),
-        "shards_skipped": len(indices) - len(todo),
-        "seconds": time.time() - start,
+        "shards_labeled": labeled,
+        "shards_skipped": len(indices) - labeled,
+        "seconds": seconds,
         "skipped_corrupt": sum(i.get("skipped_corrupt", 0) for i in infos),
         "mean_confidence": sum(i["mean_confidence"] * i["num_records"]
                                for i in infos) / max(records, 1),

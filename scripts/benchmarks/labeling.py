@@ -30,7 +30,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
 LABEL_PP = 'decode|normalize("svhn")'
 INFER_ROW = "teacher inference, in memory (steady)"
 INFER_FIXED_ROW = "teacher inference, in memory, incl. load + trace"
-SHARDS_ROW = "label_shard x2 (teacher loaded, step traced)"
+SHARDS_ROW = "label_shards, 2 shards (teacher loaded, step traced)"
 E2E_ROW = "generate_pseudo_labels end to end"
 
 
@@ -152,12 +152,18 @@ def bench_pseudo_label(mode):
         "here) and the teacher step was retraced per shard; now records "
         "are built in the graph (features.prediction_examples), the step "
         "is traced once per run, and the input maps are fused",
-        "what remains is the per-image input work in tf.data, ~90 us CPU "
-        "(per-record parse with tf.data's per-element overhead ~27 us; "
-        "decode's header/trailer checks, PNG decode and normalize ~45 us) "
-        "on the same 2 cores as the teacher: it weighs against the "
-        "default-strides B0's ~0.5 ms per image, not against the "
-        "small-image teacher's",
+        "fixed: each shard's input (source and map tracing, iterator "
+        "start, first batch: ~0.2 s CPU per shard here) stalled the "
+        "teacher; now predict.label_shards opens shard k+1 in a thread "
+        "while shard k is labeled, and generate_pseudo_labels opens the "
+        "first while the teacher loads; on saturated cores that work "
+        "still costs CPU",
+        "what remains is the per-image input work in tf.data, ~90-150 us "
+        "CPU (per-record parse with tf.data's per-element overhead; "
+        "decode's header/trailer checks, PNG decode and normalize) on the "
+        "same 2 cores as the teacher: it weighs against the "
+        "default-strides B0's ~0.4-0.6 ms per image, not against the "
+        "small-image teacher's ~2.8 ms",
     ]
     if mode == "smoke":
         notes.append("smoke: quarter-width/depth teachers, 64 images")
@@ -199,11 +205,10 @@ def _bench_one_teacher(mode, count, batch_size, small_image):
 
         def shards(out):
             start, cpu_start = time.perf_counter(), time.process_time()
-            for index in range(num_shards):
-                predict.label_shard(shard_model, source, LABEL_PP, out,
-                                    index, num_shards,
-                                    batch_size=batch_size,
-                                    predict_fn=predict_fn)
+            predict.label_shards(shard_model, source, LABEL_PP, out,
+                                 range(num_shards), num_shards,
+                                 batch_size=batch_size,
+                                 predict_fn=predict_fn)
             record(SHARDS_ROW, time.perf_counter() - start,
                    time.process_time() - cpu_start)
 

@@ -173,3 +173,47 @@ def test_bad_arguments_raise_value_error():
         tiny(num_classes=0)
     with pytest.raises(ValueError, match="input_shape"):
         tiny(input_shape=(32, 32))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_fused_batch_norm_matches_keras_batch_norm(dtype):
+    # blocks.BatchNormalization trains with TensorFlow's fused kernel; the
+    # outputs, gradients and moving statistics must be Keras 3's.
+    import keras
+    import tensorflow as tf
+    from efficientnet import blocks
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(1.0, 3.0, (4, 5, 6, 8)), tf.float32)
+    weights = tf.range(8, dtype=tf.float32)
+    gamma = rng.uniform(0.5, 1.5, 8).astype("float32")
+    beta = np.linspace(-1, 1, 8).astype("float32")
+    results = []
+    for layer_class in (keras.layers.BatchNormalization,
+                        blocks.BatchNormalization):
+        layer = layer_class(momentum=0.9, epsilon=1e-3, dtype=(
+            "mixed_bfloat16" if dtype == "bfloat16" else "float32"))
+        layer.build(x.shape)
+        layer.gamma.assign(gamma)
+        layer.beta.assign(beta)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.cast(layer(x, training=True), tf.float32)
+            loss = tf.reduce_sum(y * y * weights + tf.sin(y))
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append([y, *grads, layer.moving_mean,
+                        layer.moving_variance])
+    tol = 1e-4 if dtype == "float32" else 2e-2
+    for ref, ours in zip(*results):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(ref),
+                                   rtol=tol, atol=tol)
+
+
+def test_model_uses_the_fused_batch_norm():
+    from efficientnet import blocks
+
+    model = efficientnet.efficientnet_b0(input_shape=(32, 32, 3))
+    norms = [layer for layer in model._flatten_layers()
+             if "BatchNormalization" in type(layer).__name__]
+    assert norms and all(isinstance(layer, blocks.BatchNormalization)
+                         for layer in norms)

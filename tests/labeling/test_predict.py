@@ -10,17 +10,21 @@ import time
 import keras
 import ml_collections
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from noisy_student_tf import models
 from noisy_student_tf.data import features
+from noisy_student_tf.data import sources
 from noisy_student_tf.labeling import predict
 from noisy_student_tf.labeling import tfrecord_io
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import losses
 from tests import testing
+from tests.data import records
 
 PP = testing.PP
+RGB_PP = 'decode|normalize("svhn")'
 
 
 def tiny_teacher(path):
@@ -29,6 +33,13 @@ def tiny_teacher(path):
         **testing.TINY_MODEL["overrides"])
     checkpoints.save_model_atomic(model, str(path))
     return model
+
+
+def tiny_teacher_rgb(path):
+    model = models.create_model(
+        "efficientnet_b0", num_classes=10, input_shape=(32, 32, 3),
+        **testing.TINY_MODEL["overrides"])
+    checkpoints.save_model_atomic(model, str(path))
 
 
 def source(limit=None):
@@ -90,6 +101,7 @@ KILLABLE = textwrap.dedent("""
     import ml_collections
     from noisy_student_tf.labeling import predict
     from tests import testing
+from tests.data import records
     predict.generate_pseudo_labels(
         sys.argv[1], ml_collections.ConfigDict(dict(
             kind="fashion_mnist", split="test", limit=4000)),
@@ -149,3 +161,50 @@ def test_labels_store_the_plain_softmax_and_the_student_tempers_once():
     np.testing.assert_allclose(tempered[0], [0.6285, 0.2312, 0.1402],
                                atol=1e-4)
 
+
+
+def _corrupt_tfrecord_source(directory):
+    """3 PNG shards of 12; record 5 of the second one is cut off."""
+    written = records.write_labeled_shards(directory, [12, 12, 12])
+    path, images, labels = written[1]
+    kept = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+    kept[5] = features.labeled_example(images[5][:60], labels[5])
+    with tf.io.TFRecordWriter(path) as writer:
+        for serialized in kept:
+            writer.write(serialized)
+    return path, ml_collections.ConfigDict(dict(
+        kind="tfrecord", pattern=os.path.join(directory, "train-*")))
+
+
+def test_corrupt_image_is_named_and_only_finished_shards_are_kept(
+        tmp_path):
+    # Shard 1's input is opened while shard 0 is labeled: its error must
+    # still surface as the named line, after shard 0 was committed.
+    path, config = _corrupt_tfrecord_source(tmp_path / "src")
+    tiny_teacher_rgb(tmp_path / "teacher.keras")
+    out = tmp_path / "labels"
+    with pytest.raises(sources.DataError,
+                       match=f"{path} record 5 .*corrupt image"):
+        predict.generate_pseudo_labels(
+            str(tmp_path / "teacher.keras"), config, RGB_PP, str(out),
+            num_shards=3, batch_size=4, progress=False)
+    done = [tfrecord_io.shard_complete(str(out), tfrecord_io.PREDICTIONS, i,
+                                       3) for i in range(3)]
+    assert done == [True, False, False]
+    assert [p for p in os.listdir(out) if ".tmp-" in p] == []
+
+
+def test_skip_corrupt_labels_the_rest_once_and_counts_the_drop(tmp_path):
+    _, config = _corrupt_tfrecord_source(tmp_path / "src")
+    tiny_teacher_rgb(tmp_path / "teacher.keras")
+    out = str(tmp_path / "labels")
+    summary = predict.generate_pseudo_labels(
+        str(tmp_path / "teacher.keras"), config, RGB_PP, out, num_shards=3,
+        batch_size=4, skip_corrupt=True, progress=False)
+    assert summary["num_records"] == 35
+    assert summary["skipped_corrupt"] == 1
+    assert [tfrecord_io.read_info(out, tfrecord_io.PREDICTIONS, i, 3)[
+        "skipped_corrupt"] for i in range(3)] == [0, 1, 0]
+    expected = sorted(f << 32 | i for f in range(3) for i in range(12)
+                      if (f, i) != (1, 5))
+    assert sorted(read_ids(out, 3)) == expected
