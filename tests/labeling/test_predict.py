@@ -101,7 +101,6 @@ KILLABLE = textwrap.dedent("""
     import ml_collections
     from noisy_student_tf.labeling import predict
     from tests import testing
-from tests.data import records
     predict.generate_pseudo_labels(
         sys.argv[1], ml_collections.ConfigDict(dict(
             kind="fashion_mnist", split="test", limit=4000)),
