@@ -208,7 +208,8 @@ def list_images(specs):
     pile's paths, not its images, are held in memory)."""
     if isinstance(specs, str):
         specs = [specs]
-    return image_files.list_image_files(";".join(specs))
+    return image_files.list_image_files(";".join(specs),
+                                        image_decode.IMAGE_EXTENSIONS)
 
 
 def _dataset(predictor, paths, batch_size, skipped):

@@ -53,7 +53,8 @@ def parse(*overrides, config=DEMO, monkeypatch=None):
     # Labeling / filter / export keys, listed or not, None or not.
     ("--config.filter.num_image=100", "filter.num_image", 100),
     ("--config.filter.max_prob=0.9", "filter.max_prob", 0.9),
-    ("--config.labeling.temperature=2", "labeling.temperature", 2.0),
+    ("--config.labeling.batch_size=32", "labeling.batch_size", 32),
+    ("--config.labeling.engine=beam", "labeling.engine", "beam"),
     ("--config.export.enabled=false", "export.enabled", False),
 ])
 def test_any_known_key_can_be_overridden(flag, path, value, monkeypatch):
@@ -169,7 +170,7 @@ def test_a_typo_through_the_binary_is_one_line(tmp_path):
 def test_every_help_override_parses(script, config, overrides,
                                     monkeypatch):
     # The overrides each script's docstring (its --help) shows.
-    with open(f"{testing.REPO}/scripts/{script}") as handle:
+    with open(f"{testing.REPO}/noisy_student_tf/cli/{script}") as handle:
         doc = handle.read()
     for flag in overrides:
         assert flag in doc, (script, flag)

@@ -16,7 +16,9 @@ from noisy_student_tf.cli import script_utils
 from tests import testing
 
 # Checkout-only tools, not installed as commands.
-NOT_INSTALLED = {"benchmark.py"}
+# Development tools: they run from a checkout (they write results/ and the
+# README), not as installed commands.
+NOT_INSTALLED = {"benchmark.py", "corruption_oracle.py", "readme_tables.py"}
 
 
 def console_scripts():

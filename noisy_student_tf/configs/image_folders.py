@@ -90,7 +90,8 @@ def get_config(arg=None):
                   for i in range(1, arg.iterations + 1)}
     # No empty labeling shard for a tiny pile.
     c.labeling = dict(num_shards=min(4, pile_size), batch_size=64,
-                      temperature=1.0, has_true_labels=False)
+                      has_true_labels=False, engine="local",
+                      beam_options="")
     c.filter = dict(min_threshold=0.3, num_image=None, upsample=True)
     c.finetune = None
     c.export = dict(enabled=True)

@@ -13,6 +13,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+# TensorFlow decodes the first six; Pillow adds TIFF.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp",
+                    ".tif", ".tiff")
 # Pillow's 16-bit (and 32-bit integer) grayscale modes.
 _WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 

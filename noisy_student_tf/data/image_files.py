@@ -28,20 +28,20 @@ import tensorflow as tf
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
-def is_image_name(name):
+def is_image_name(name, extensions=IMAGE_EXTENSIONS):
     """Whether a file name has an image extension (any case)."""
-    return name.lower().endswith(IMAGE_EXTENSIONS)
+    return name.lower().endswith(extensions)
 
 
-def _walk(directory):
+def _walk(directory, extensions):
     found = []
     for root, _, names in tf.io.gfile.walk(directory):
         found += [os.path.join(root, name) for name in names
-                  if is_image_name(name)]
+                  if is_image_name(name, extensions)]
     return found
 
 
-def list_image_files(spec):
+def list_image_files(spec, extensions=IMAGE_EXTENSIONS):
     """Sorted image files of a directory (recursive) or `;`-separated globs.
 
     Args:
@@ -49,6 +49,7 @@ def list_image_files(spec):
         disks) or several of them separated by `;`. Directories (given or
         matched) are walked to any depth; files without an image extension
         are ignored.
+      extensions: the image extensions (lower case) to list.
 
     Returns:
       The sorted, de-duplicated list of image file paths.
@@ -64,19 +65,19 @@ def list_image_files(spec):
         raise DataError("no image directory or glob given")
     for part in parts:
         if tf.io.gfile.isdir(part):
-            files += _walk(part)
+            files += _walk(part, extensions)
             continue
         # Python's glob for local paths: it understands `**`.
         matches = (tf.io.gfile.glob(part) if "://" in part
                    else glob.glob(part, recursive=True))
         for path in matches:
             if tf.io.gfile.isdir(path):
-                files += _walk(path)
-            elif is_image_name(path):
+                files += _walk(path, extensions)
+            elif is_image_name(path, extensions):
                 files.append(path)
     if not files:
         raise DataError(
-            f"no image files ({', '.join(IMAGE_EXTENSIONS)}, any case) in "
+            f"no image files ({', '.join(extensions)}, any case) in "
             f"{spec!r}")
     return sorted(set(files))
 
