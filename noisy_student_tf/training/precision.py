@@ -158,20 +158,12 @@ def gradients(optimizer, tape, loss, variables):
 def apply(optimizer, grads, variables):
     """`optimizer.apply_gradients` (in replica context).
 
-    With several replicas under loss scaling, one replica's overflow is
-    made every replica's: Keras' `LossScaleOptimizer` decides to skip from
-    the first replica's (not yet summed) gradients, which would let
-    another replica's inf into the summed update.
+    Under fp16 on several replicas, Keras' `LossScaleOptimizer` decides to
+    skip a step from the first replica's gradients (before their sum); an
+    overflow on another replica alone then reaches the weights, and the
+    trainer's non-finite check stops the run (an extra all-reduce of the
+    flag here collided with the optimizer's own collectives).
     """
-    grads = list(grads)
-    context = tf.distribute.get_replica_context()
-    if (is_loss_scaled(optimizer) and context is not None
-            and context.num_replicas_in_sync > 1):
-        finite = tf.cast(optimizer.check_finite(grads), tf.float32)
-        finite = context.all_reduce(tf.distribute.ReduceOp.MIN, finite)
-        poison = tf.where(finite > 0.5, 1.0, float("nan"))
-        grads = [None if g is None else g * tf.cast(poison, g.dtype)
-                 for g in grads]
     optimizer.apply_gradients(zip(grads, variables))
 
 
