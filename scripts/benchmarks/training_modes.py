@@ -63,14 +63,13 @@ def row_name(precision, jit):
     return f"Trainer loop, {precision}, XLA {'on' if jit else 'off'}"
 
 
-def _stage(mode, precision, jit, batch):
+def _stage(tiny, precision, jit, batch):
     config = dict(common.TRAIN_DEFAULTS)
     config.update(
         model=dict(name="efficientnet_b0", image_size=32, channels=3,
                    num_classes=10,
                    overrides=dict(width_coefficient=0.25,
-                                  depth_coefficient=0.25)
-                   if mode == "smoke" else {}),
+                                  depth_coefficient=0.25) if tiny else {}),
         data={}, pp=dict(labeled='decode|flip_lr|normalize("imagenet")|'
                          'keep("image", "label")'),
         batch_size=batch, total_steps=10, checkpoint_every_steps=0,
@@ -78,11 +77,11 @@ def _stage(mode, precision, jit, batch):
     return ml_collections.ConfigDict(config)
 
 
-def _candidate(mode, precision, jit, batch, workdir):
+def _candidate(tiny, precision, jit, batch, workdir):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8 * batch, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, len(images))
-    config = _stage(mode, precision, jit, batch)
+    config = _stage(tiny, precision, jit, batch)
     trainer = trainer_lib.Trainer(
         config, workdir, objective=training.InMemoryObjective(
             config, images, labels))
@@ -106,7 +105,10 @@ def bench_training_modes(mode):
     """
     kind = device_kind()
     modes = MODES or (ALL_MODES if kind == "GPU" else CPU_MODES)
-    batch = timing.by_mode(mode, 128, 64 if kind == "CPU" else 128, 4)
+    # On a CPU, --quick times the quarter-size B0: four traces (one XLA
+    # compile) of the full one would double the whole --quick run.
+    tiny = mode == "smoke" or (mode == "quick" and kind == "CPU")
+    batch = timing.by_mode(mode, 128, 128, 4)
     steps = timing.by_mode(mode, 5, 2, 1)
     workdir = tempfile.mkdtemp(prefix="bench_modes_")
     candidates, notes = [], [f"device: {kind}"]
@@ -114,7 +116,7 @@ def bench_training_modes(mode):
         for precision, jit in modes:
             timing.progress(f"trace {row_name(precision, jit)}")
             candidates.append(_candidate(
-                mode, precision, jit, batch,
+                tiny, precision, jit, batch,
                 f"{workdir}/{precision}_{int(jit)}"))
             candidates[-1]["steps"] = steps
         rows = timing.time_steps(
@@ -139,6 +141,7 @@ def bench_training_modes(mode):
         notes.append("CPU: bf16/fp16 run without XLA only; float16 has no "
                      "fast CPU kernels, these rows show the cost, not a "
                      "speed-up (scripts/device_check.sh on a GPU/TPU)")
-    if mode == "smoke":
-        notes.append("smoke: quarter-width/depth B0, batch 4")
+    if tiny:
+        notes.append("quarter-width/depth B0" + (
+            ", batch 4 (smoke)" if mode == "smoke" else " (--quick on CPU)"))
     return dict(rows=rows, ratios=ratios, notes=notes)
