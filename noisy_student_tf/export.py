@@ -8,7 +8,8 @@ Two signatures, both returning `probabilities` [N, K], `classes` [N, k]
 - `predict_bytes`: encoded PNG/JPEG bytes [N].
 
 Both run the experiment's eval pp string per image (the same registered
-ops as training and labeling), then the model with its EMA weights.
+ops as training and labeling), then the model with its EMA weights, in
+float32 whatever precision it was trained in (`training/precision.py`).
 `tf.saved_model.save` stores weights once (half of `model.export`'s size).
 """
 
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from noisy_student_tf.data import preprocess
 from noisy_student_tf.training import checkpoints
+from noisy_student_tf.training import precision
 
 
 class ServingModule(tf.Module):
@@ -81,7 +83,8 @@ def export_saved_model(model_path, pp_string, export_dir, top_k=5):
     Written to a temporary directory and renamed, so `export_dir` is either
     absent or complete. Returns `export_dir`.
     """
-    model = checkpoints.load_model(model_path)
+    # Serving is float32: a model file that kept a mixed policy is rebuilt.
+    model = precision.to_float32(checkpoints.load_model(model_path))
     channels = model.input_shape[-1]
     pp_string = serving_pp_string(pp_string, channels)
     module = ServingModule(model, pp_string, channels, top_k)

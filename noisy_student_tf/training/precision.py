@@ -98,6 +98,25 @@ def build_in_policy(build_fn, mode):
     return model
 
 
+def build_model(model_config, mode="none"):
+    """The registry model a `model` config describes, under `mode`.
+
+    Args:
+      model_config: name, num_classes, image_size, channels, overrides.
+      mode: a precision mode (legacy bools accepted).
+    """
+    from noisy_student_tf import models
+
+    size = model_config.get("image_size") or models.default_image_size(
+        model_config.name)
+    shape = (size, size, model_config.get("channels", 3))
+    overrides = dict(model_config.get("overrides") or {})
+    return build_in_policy(
+        lambda: models.create_model(
+            model_config.name, num_classes=model_config.num_classes,
+            input_shape=shape, **overrides), mode)
+
+
 def is_float32(model):
     """True when every layer of `model` computes in float32."""
     # Sub-layers of a block are built under the block's own policy.

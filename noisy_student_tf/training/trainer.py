@@ -11,9 +11,8 @@ workdir checkpoint (resume) -> `config.model.init` (e.g. the teacher) ->
 scratch.
 """
 
-import json
+import contextlib
 import os
-import sys
 import tempfile
 import time
 
@@ -33,11 +32,11 @@ from noisy_student_tf.training import evaluate as evaluate_lib
 from noisy_student_tf.training import objectives
 from noisy_student_tf.training import optimizers
 from noisy_student_tf.training import precision
+from noisy_student_tf.training import run_log as run_log_lib
 from noisy_student_tf.training import schedules
 from noisy_student_tf.training import train_loop
 
 MODEL_FILE = "model.keras"
-HISTORY_FILE = "metrics.jsonl"
 
 
 class TrainingError(RuntimeError):
@@ -84,13 +83,6 @@ class Trainer:
         keras.utils.set_random_seed(config.get("seed", 0))
         with self.strategy.scope():
             self._build_state()
-            if config.get("ema_decay"):
-                self.ema = ema_lib.ExponentialMovingAverage(
-                    self.model, config.ema_decay)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                    name="step")
-            self.nonfinite_steps = tf.Variable(
-                0, dtype=tf.int64, trainable=False, name="nonfinite_steps")
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step,
             **({"ema": self.ema} if self.ema else {}),
@@ -209,12 +201,9 @@ class Trainer:
         if dataset is None:
             return {}
         try:
-            if self.ema is not None:
-                with self.ema.swapped():
-                    return evaluate_lib.evaluate(
-                        self.model, dataset, self.strategy, max_batches)
-            return evaluate_lib.evaluate(self.model, dataset, self.strategy,
-                                         max_batches)
+            with self._ema_weights():
+                return evaluate_lib.evaluate(self.model, dataset,
+                                             self.strategy, max_batches)
         except (tf.errors.InvalidArgumentError,
                 tf.errors.DataLossError) as error:
             if not diagnose.is_input_error(error):
@@ -232,24 +221,22 @@ class Trainer:
         """The (EMA) weights in a float32 model (any precision mode), so
         labeling, export and later stages never inherit a training-time
         policy."""
-        if self.ema is not None:
-            with self.ema.swapped():
-                model = precision.to_float32(self.model)
-        else:
+        with self._ema_weights():
             model = precision.to_float32(self.model)
-        return checkpoints.save_model_atomic(model, path)
+            return checkpoints.save_model_atomic(model, path)
 
-    def _periodic_evaluation(self, step, writer, history):
+    def _ema_weights(self):
+        """Context with the EMA weights in the model (if there is one)."""
+        return self.ema.swapped() if self.ema else contextlib.nullcontext()
+
+    def _periodic_evaluation(self, step, run_log):
         """Evaluates on `data.validation` if given (else `data.eval`) and
         keeps the best validation model as `best.keras`: checkpoints are
         chosen on validation data, never on the test set."""
         has_validation = bool(self.config.data.get("validation"))
         split = "validation" if has_validation else "eval"
-        result = _floats(self.evaluate(split=split))
-        _write_scalars(writer, step,
-                       {f"{split}/{k}": v for k, v in result.items()})
-        _append_jsonl(history, {"step": step, **{
-            f"{split}_{k}": v for k, v in result.items()}})
+        result = run_log_lib.floats(self.evaluate(split=split))
+        run_log.record(step, result, prefix=split)
         if not has_validation:
             return
         path = os.path.join(self.workdir, "best.json")
@@ -319,12 +306,9 @@ class Trainer:
         ckpt_every = config.get("checkpoint_every_steps", 500)
         eval_every = config.get("eval_every_steps", 0)
         per_loop = max(1, config.get("steps_per_loop", 1))
-        writer = tf.summary.create_file_writer(
-            os.path.join(self.workdir, "tensorboard"))
-        bar = keras.utils.Progbar(
-            self.total_steps, interval=0.5 if sys.stdout.isatty() else 30,
-            unit_name="step", verbose=1 if progress else 0)
-        metrics, step, window = {}, start, (time.time(), start)
+        run_log = run_log_lib.RunLog(self.workdir, self.total_steps, start,
+                                     progress)
+        metrics, step = {}, start
         while step < self.total_steps:
             boundaries = [self.total_steps, _next_multiple(step, log_every)]
             if ckpt_every:
@@ -335,13 +319,12 @@ class Trainer:
             metrics = self._call_loop(iterator, num)
             step += num
             if step % log_every == 0 or step == self.total_steps:
-                window = self._log(step, metrics, window, writer, bar)
+                self._log(step, metrics, run_log)
             if ckpt_every and step % ckpt_every == 0:
                 self.save_checkpoint(float(metrics["loss"]))
             if eval_every and (step % eval_every == 0
                                or step == self.total_steps):
-                self._periodic_evaluation(
-                    step, writer, os.path.join(self.workdir, HISTORY_FILE))
+                self._periodic_evaluation(step, run_log)
         return step, metrics
 
     def _call_loop(self, iterator, num):
@@ -356,28 +339,17 @@ class Trainer:
                 max_records=self.config.get("diagnose_max_records")) \
                 from error
 
-    def _log(self, step, metrics, window, writer, bar):
-        """Writes one log window (TensorBoard, metrics.jsonl, progress);
-        stops on a non-finite loss. Returns the next window's start."""
+    def _log(self, step, metrics, run_log):
+        """Records one log window; stops on a non-finite loss."""
         values = {k: float(v) for k, v in metrics.items()}
         if not np.isfinite(values["loss"]) or \
                 int(self.nonfinite_steps.numpy()):
             raise TrainingError(self._nan_message(values["loss"]))
-        now = time.time()
-        window_start, window_step = window
-        values["img_per_s"] = (self.objective.images_per_step()
-                               * (step - window_step)
-                               / max(now - window_start, 1e-9))
         values["lr"] = float(self.schedule(step))
-        _write_scalars(writer, step, values)
-        _append_jsonl(os.path.join(self.workdir, HISTORY_FILE),
-                      {"step": step, **values})
-        bar.update(step, [(k, values[k]) for k in ("loss", "img_per_s")
-                          if k in values])
-        return now, step
+        run_log.window(step, values, self.objective.images_per_step())
 
     def _result(self, start, step, wall):
-        result = {"eval": _floats(self.evaluate()),
+        result = {"eval": run_log_lib.floats(self.evaluate()),
                   "steps": int(self.step.numpy()),
                   "train_seconds": wall, "model": self.config.model.name,
                   "model_path": self.save_final_model()}
@@ -391,25 +363,8 @@ class Trainer:
         return result
 
 
-def build_model(model_config, mixed_precision="none"):
-    """Builds the registry model a `model` config describes.
-
-    Args:
-      model_config: name, num_classes, image_size, channels, overrides.
-      mixed_precision: a `precision` mode (legacy bools accepted); the
-        global Keras policy is restored after the build.
-    """
-    from noisy_student_tf import models
-
-    size = model_config.get("image_size") or models.default_image_size(
-        model_config.name)
-    shape = (size, size, model_config.get("channels", 3))
-    overrides = dict(model_config.get("overrides") or {})
-    return precision.build_in_policy(
-        lambda: models.create_model(
-            model_config.name, num_classes=model_config.num_classes,
-            input_shape=shape, **overrides),
-        mixed_precision)
+# Kept here for callers (methods, tests) that build a stage's model.
+build_model = precision.build_model
 
 
 def train(config, workdir, objective=None, strategy=None, progress=True):
@@ -433,26 +388,9 @@ def train(config, workdir, objective=None, strategy=None, progress=True):
     return result
 
 
-def _floats(metrics):
-    return {k: float(v) if k != "num_examples" else int(v)
-            for k, v in metrics.items()}
-
-
 def log(message):
     print(f"[noisy-student] {message}", flush=True)
 
 
 def _next_multiple(step, every):
     return (step // every + 1) * every
-
-
-def _write_scalars(writer, step, values):
-    with writer.as_default(step=step):
-        for key, value in values.items():
-            tf.summary.scalar(key, value)
-    writer.flush()
-
-
-def _append_jsonl(path, record):
-    with tf.io.gfile.GFile(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")

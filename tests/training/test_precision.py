@@ -187,3 +187,25 @@ def test_efficientnet_trains_in_each_mode(tmp_path, mode):
     assert np.isfinite([row["loss"] for row in history(tmp_path)]).all()
     check_float32_state(run)
     check_model_file(result["model_path"])
+
+
+def test_export_of_a_mixed_policy_model_file_is_float32(tmp_path):
+    from noisy_student_tf import export
+
+    with precision.policy_scope("bf16"):
+        model = keras.Sequential([
+            keras.Input((32, 32, 1)), keras.layers.Flatten(),
+            keras.layers.Dense(10, name="logits")])
+    path = str(tmp_path / "mixed.keras")
+    model.save(path)
+    # Precondition: this file keeps its bfloat16 policy when loaded.
+    assert not precision.is_float32(checkpoints.load_model(path))
+    export_dir = export.export_saved_model(
+        path, testing.PP + '|keep("image")', str(tmp_path / "export"))
+    serving = export.load_serving(export_dir)
+    signature = serving.signatures["serving_default"]
+    assert "DT_BFLOAT16" not in str(signature.graph.as_graph_def())
+    out = signature(images=tf.zeros([2, 28, 28, 1], tf.uint8))
+    assert out["probabilities"].dtype == tf.float32
+    assert all(v.dtype == tf.float32 for v in serving.variables
+               if v.dtype.is_floating)
