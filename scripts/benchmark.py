@@ -61,7 +61,7 @@ _SECTIONS = flags.DEFINE_list(
 _TRAINING_MODES = flags.DEFINE_string(
     "training_modes", "", "training_modes rows as precision:xla pairs, "
     "e.g. none:off,none:xla,bf16:off,fp16:xla; empty picks by device (all "
-    "six on a GPU; none:off, none:xla, bf16:off, fp16:off on a CPU).")
+    "six on a GPU; none:off, none:xla, bf16:off on a CPU).")
 
 
 SECTIONS = {

@@ -25,7 +25,7 @@ RATIOS = {
                              (" 1 thread", ""))],
     "training_modes": [
         f"{mode}/none, XLA off" for mode in (
-            "none, XLA on", "bf16, XLA off", "fp16, XLA off")],
+            "none, XLA on", "bf16, XLA off")],
     "randaugment": [
         f"ours/{other} @{size}" for size in (32, 224)
         for other in ("keras-cv", "keras", "ceiling", "student train")],

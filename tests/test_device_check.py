@@ -37,8 +37,8 @@ def test_dry_run_detects_this_cpu_and_lists_the_command():
     assert proc.returncode == 0, proc.stderr
     assert "device: CPU" in proc.stdout
     assert modes_line(proc.stdout).endswith(
-        "none:off,none:xla,bf16:off,fp16:off")
-    assert "skipped: bf16/fp16 with XLA on CPU" in proc.stdout
+        "none:off,none:xla,bf16:off")
+    assert "skipped: fp16 on CPU" in proc.stdout
     assert ("scripts/benchmark.py --quick --sections=efficientnet_train,"
             "training_modes,pseudo_label") in proc.stdout
 
@@ -80,5 +80,5 @@ def test_smoke_run_prints_training_and_labeling_rows(tmp_path):
         "efficientnet_train", "training_modes", "pseudo_label"}
     names = [r["name"] for r in report["sections"]["training_modes"]["rows"]]
     assert names == [f"Trainer loop, {p}, XLA {x}" for p, x in (
-        ("none", "off"), ("none", "on"), ("bf16", "off"), ("fp16", "off"))]
+        ("none", "off"), ("none", "on"), ("bf16", "off"))]
     assert "device_check:" in proc.stdout

@@ -9,9 +9,9 @@ XLA, the trade-off GPU/TPU users choose by.
 
 Which combinations run (`MODES`, settable with benchmark.py
 --training_modes): all six on a GPU; on a CPU, float32 with and without
-XLA and bf16/fp16 without (XLA compiles EfficientNet's depthwise
-convolutions into slow CPU code, spec: 6-7x slower, and float16 has no
-fast CPU kernels, so more rows would only lengthen --quick).
+XLA and bf16 without (XLA compiles EfficientNet's depthwise convolutions
+into slow CPU code, 6-7x slower, and float16 has no fast CPU kernels, so
+more rows would only lengthen --quick; --training_modes=fp16:off adds it).
 """
 
 import shutil
@@ -28,8 +28,7 @@ from noisy_student_tf.training import train_loop
 from noisy_student_tf.training import trainer as trainer_lib
 
 ALL_MODES = [(p, x) for p in ("none", "bf16", "fp16") for x in (False, True)]
-CPU_MODES = [("none", False), ("none", True), ("bf16", False),
-             ("fp16", False)]
+CPU_MODES = [("none", False), ("none", True), ("bf16", False)]
 # Set by benchmark.py --training_modes; None picks by device.
 MODES = None
 
@@ -144,9 +143,9 @@ def bench_training_modes(mode):
         "scale started at 1 so no timed step is a skipped overflow step",
     ]
     if kind == "CPU":
-        notes.append("CPU: bf16/fp16 run without XLA only; float16 has no "
-                     "fast CPU kernels, these rows show the cost, not a "
-                     "speed-up (scripts/device_check.sh on a GPU/TPU)")
+        notes.append("CPU: bf16 without XLA only, no fp16 (no fast float16 "
+                     "CPU kernels); these rows show the cost of the modes "
+                     "here (scripts/device_check.sh on a GPU)")
     if tiny:
         notes.append("quarter-width/depth B0" + (
             ", batch 4 (smoke)" if mode == "smoke" else " (--quick on CPU)"))
