@@ -12,7 +12,8 @@ else the class ids as strings):
 - `predict_bytes`: encoded PNG/JPEG bytes [N].
 
 Both run the experiment's eval pp string per image (the same registered
-ops as training and labeling), then the model with its EMA weights.
+ops as training and labeling), then the model with its EMA weights, in
+float32 whatever precision it was trained in (`training/precision.py`).
 `tf.saved_model.save` stores weights once (half of `model.export`'s size).
 """
 
@@ -24,6 +25,7 @@ import tensorflow as tf
 
 from noisy_student_tf.data import preprocess
 from noisy_student_tf.training import checkpoints
+from noisy_student_tf.training import precision
 
 # Beside the SavedModel, not in it: what it was exported from.
 INFO_FILE = os.path.join("assets.extra", "export.json")
@@ -181,7 +183,8 @@ def _relpath(model_path, export_dir):
 
 def _save_module(model_path, pp_string, top_k, class_names, tmp,
                  export_dir):
-    model = checkpoints.load_model(model_path)
+    # Serving is float32: a model file that kept a mixed policy is rebuilt.
+    model = precision.to_float32(checkpoints.load_model(model_path))
     channels = model.input_shape[-1]
     pp_string = serving_pp_string(pp_string, channels)
     module = ServingModule(model, pp_string, channels, top_k, class_names)

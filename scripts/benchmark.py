@@ -12,6 +12,8 @@ Usage:
 
 Sections (`SECTIONS`): efficientnet_train (ours vs keras.applications B0,
 and the Trainer loop vs the bare step), timm_train (vs timm on PyTorch),
+training_modes (the Trainer loop per mixed precision x XLA mode, on the
+GPU when there is one),
 randaugment (vs keras-cv / keras, and vs the student's consumption),
 pseudo_label (labeling vs teacher inference), labeling_memory (peak
 RSS, 10x the images) and beam_label (labeling on Apache Beam vs the local
@@ -22,7 +24,7 @@ Adding a section: write `bench_<name>(mode) -> dict` (mode "full",
 "quick" or "smoke") returning `{"rows": [...], "ratios": {...}, "notes":
 [...]}` (rows from `timing.time_images`/`time_steps` or dicts with at least
 "name"), add it to `SECTIONS` and its goals to `GOALS`. Sections live in `scripts/benchmarks/`: timing helpers (`timing.py`),
-training (`training.py`), RandAugment (`augmentation.py`) and labeling
+training (`training.py`, `training_modes.py`), RandAugment (`augmentation.py`) and labeling
 (`labeling.py`).
 """
 
@@ -47,6 +49,7 @@ from benchmarks import beam  # noqa: E402
 from benchmarks import labeling  # noqa: E402
 from benchmarks import timing  # noqa: E402
 from benchmarks import training  # noqa: E402
+from benchmarks import training_modes  # noqa: E402
 
 _QUICK = flags.DEFINE_bool(
     "quick", False, "Fewer images per measurement (whole run in minutes).")
@@ -57,11 +60,16 @@ _OUTPUT = flags.DEFINE_string(
     "output", "benchmark.json", "Where to write the JSON results.")
 _SECTIONS = flags.DEFINE_list(
     "sections", [], "Comma list of sections to run; empty runs all.")
+_TRAINING_MODES = flags.DEFINE_string(
+    "training_modes", "", "training_modes rows as precision:xla pairs, "
+    "e.g. none:off,none:xla,bf16:off,fp16:xla; empty picks by device (all "
+    "six on a GPU; none:off, none:xla, bf16:off on a CPU).")
 
 
 SECTIONS = {
     "efficientnet_train": training.bench_efficientnet_train,
     "timm_train": training.bench_timm_train,
+    "training_modes": training_modes.bench_training_modes,
     "randaugment": augmentation.bench_randaugment,
     "pseudo_label": labeling.bench_pseudo_label,
     "labeling_memory": labeling.bench_labeling_memory,
@@ -153,6 +161,12 @@ def main(argv):
     if unknown:
         raise app.UsageError(
             f"Unknown sections {unknown}; known: {sorted(SECTIONS)}")
+    if _TRAINING_MODES.value:
+        try:
+            training_modes.MODES = training_modes.parse_modes(
+                _TRAINING_MODES.value)
+        except ValueError as error:
+            raise app.UsageError(str(error)) from error
     training.TRAIN_FRAMEWORKS.clear()
     training.TRAIN_FRAMEWORKS.update(*(_FRAMEWORKS.get(n, set()) for n in names))
     report = dict(

@@ -23,6 +23,9 @@ RATIOS = {
         f"ours/timm{variant} @{size}{cpu}" for size in (32, 224)
         for variant, cpu in (("", ""), ("", " (CPU time)"),
                              (" 1 thread", ""))],
+    "training_modes": [
+        f"{mode}/none, XLA off" for mode in (
+            "none, XLA on", "bf16, XLA off")],
     "randaugment": [
         f"ours/{other} @{size}" for size in (32, 224)
         for other in ("keras-cv", "keras", "ceiling", "student train")],

@@ -43,7 +43,11 @@ TRAIN_DEFAULTS = dict(
     eval_every_steps=0,
     steps_per_loop=1,
     eval_batch_size=256,
-    mixed_precision=False,
+    # "none" / "bf16" / "fp16" (training/precision.py; legacy True = bf16).
+    mixed_precision="none",
+    # k micro-batches of batch_size / k per optimizer step
+    # (training/accumulation.py).
+    accumulation_steps=1,
     jit_compile=False,  # XLA made EfficientNet 6-7x slower on CPU here.
     strategy="auto",
     tpu=None,

@@ -121,7 +121,7 @@ def get_config(arg=None):
         weight_decay=1e-5,
         label_smoothing=0.1,
         ema_decay=0.9999,
-        mixed_precision=True,  # bfloat16 on TPU (reference use_bfloat16).
+        mixed_precision="bf16",  # on TPU, as the reference (use_bfloat16).
         cache=False,  # 1.28M JPEGs do not fit in host memory.
         steps_per_loop=100,  # fewer host round trips on TPU.
         checkpoint_every_steps=1000,
@@ -249,7 +249,7 @@ def _shrink_for_tests(c):
         c.data[name].limit = limit
     if c.data.get("validation"):
         c.data.validation.limit = 32
-    c.defaults.update(batch_size=8, warmup_epochs=0, mixed_precision=False,
+    c.defaults.update(batch_size=8, warmup_epochs=0, mixed_precision="none",
                       steps_per_loop=1, log_every_steps=1,
                       checkpoint_every_steps=3, eval_batch_size=16)
     if c.defaults.eval_every_steps:

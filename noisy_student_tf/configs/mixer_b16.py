@@ -91,7 +91,7 @@ def get_config(arg=None):
         warmup_steps=10_000,
         label_smoothing=0.1,
         ema_decay=None,  # the Mixer recipe keeps no weight average.
-        mixed_precision=True,
+        mixed_precision="bf16",
         cache=False,
         steps_per_loop=100,
         checkpoint_every_steps=1000,
@@ -152,7 +152,7 @@ def _shrink_for_tests(c):
         stage.total_steps = 3
     for name, limit in (("labeled", 64), ("unlabeled", 96), ("eval", 32)):
         c.data[name].limit = limit
-    c.defaults.update(batch_size=8, warmup_steps=1, mixed_precision=False,
+    c.defaults.update(batch_size=8, warmup_steps=1, mixed_precision="none",
                       steps_per_loop=1, log_every_steps=1,
                       checkpoint_every_steps=3, eval_batch_size=16)
     c.labeling.update(num_shards=2, batch_size=32)

@@ -36,11 +36,13 @@ from noisy_student_tf.data import pipeline
 from noisy_student_tf.data import sources
 from noisy_student_tf.methods import mpl_losses
 from noisy_student_tf.methods import shared
+from noisy_student_tf.training import accumulation
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import evaluate as evaluate_lib
 from noisy_student_tf.training import losses
 from noisy_student_tf.training import objectives
 from noisy_student_tf.training import optimizers
+from noisy_student_tf.training import precision
 from noisy_student_tf.training import trainer as trainer_lib
 
 TEACHER_FILE = "teacher.keras"
@@ -133,6 +135,11 @@ class MetaPseudoLabelsObjective(objectives.SupervisedObjective):
         if not teacher.get("model"):
             raise ValueError("method 'mpl' needs teacher.model (the "
                              "teacher's architecture)")
+        if accumulation.steps_of(config) > 1:
+            raise ValueError(
+                "method 'mpl' cannot use accumulation_steps > 1: the "
+                "teacher's reward needs the student's update on the same "
+                "batch, every step; lower batch_size instead")
         self.options = mpl_options(config)
         self.teacher_config = teacher_config(config)
         self.teacher = None
@@ -172,8 +179,7 @@ class MetaPseudoLabelsObjective(objectives.SupervisedObjective):
         model.setdefault("num_classes", config.model.num_classes)
         model.setdefault("channels", config.model.get("channels", 3))
         self.teacher = trainer_lib.build_model(
-            ml_collections.ConfigDict(model),
-            config.get("mixed_precision", False))
+            ml_collections.ConfigDict(model), trainer.precision)
         if tuple(self.teacher.input_shape[1:]) != tuple(
                 trainer.model.input_shape[1:]):
             raise ValueError(
@@ -183,10 +189,12 @@ class MetaPseudoLabelsObjective(objectives.SupervisedObjective):
         if self.teacher_config.get("init"):
             checkpoints.load_weights_from(self.teacher,
                                           self.teacher_config.init)
-        self.teacher_optimizer, self.teacher_schedule = \
-            optimizers.make_optimizer(self.teacher_config,
-                                      trainer.steps_per_epoch,
-                                      trainer.total_steps, config.batch_size)
+        optimizer, self.teacher_schedule = optimizers.make_optimizer(
+            self.teacher_config, trainer.steps_per_epoch,
+            trainer.total_steps, config.batch_size)
+        # Under fp16 the teacher has its own loss scale.
+        self.teacher_optimizer = precision.wrap_optimizer(
+            optimizer, trainer.precision)
         self.teacher_optimizer.build(self.teacher.trainable_variables)
         # Same value on every replica (h is replica-averaged).
         self.baseline = tf.Variable(
@@ -244,8 +252,9 @@ class MetaPseudoLabelsObjective(objectives.SupervisedObjective):
                           tconfig.weight_decay))
             scaled = t_loss / trainer.num_replicas
         variables = self.teacher.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        self.teacher_optimizer.apply_gradients(zip(grads, variables))
+        grads = precision.gradients(self.teacher_optimizer, tape, scaled,
+                                    variables)
+        precision.apply(self.teacher_optimizer, grads, variables)
         metrics = {
             "loss": student["student_loss"] + t_loss,
             "teacher_loss": t_loss, "teacher_sup": t_sup, "uda_loss": uda,

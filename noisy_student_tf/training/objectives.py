@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from noisy_student_tf.data import pipeline
 from noisy_student_tf.data import sources
+from noisy_student_tf.training import accumulation
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import losses
 from noisy_student_tf.training import optimizers
@@ -38,14 +39,20 @@ class SupervisedObjective:
                     f"than one batch ({self.config.batch_size})")
         return self._num_labeled
 
+    def micro_batch_size(self):
+        """Labeled images per forward pass (and per dataset batch):
+        batch_size / accumulation_steps (`accumulation.py`)."""
+        return accumulation.micro_batch_size(self.config)
+
     def images_per_step(self):
+        """Images one optimizer step trains on (all micro-batches)."""
         return self.config.batch_size
 
     def make_dataset(self, input_context, seed):
         config = self.config
         return pipeline.make_train_dataset(
             sources.make_source(config.data.labeled), config.pp.labeled,
-            config.batch_size, seed=seed, cache=config.get("cache", True),
+            self.micro_batch_size(), seed=seed, cache=config.get("cache", True),
             input_context=input_context,
             skip_corrupt=config.get("skip_corrupt", False))
 
@@ -125,8 +132,10 @@ class NoisyStudentObjective(SupervisedObjective):
         self.unlabeled_weight = ratio if weight is None else weight
 
     def images_per_step(self):
-        return self.config.batch_size + pipeline.unlabeled_batch_size(
-            self.config.batch_size, self.config.unlabel_ratio)
+        micro = self.micro_batch_size()
+        return accumulation.steps_of(self.config) * (
+            micro + pipeline.unlabeled_batch_size(
+                micro, self.config.unlabel_ratio))
 
     def make_dataset(self, input_context, seed):
         config = self.config
@@ -135,7 +144,8 @@ class NoisyStudentObjective(SupervisedObjective):
             sources.make_source(config.data.unlabeled),
             labeled_pp=config.pp.labeled, unlabeled_pp=config.pp.unlabeled,
             teacher_pp=config.pp.teacher if self.online else None,
-            batch_size=config.batch_size, unlabel_ratio=config.unlabel_ratio,
+            batch_size=self.micro_batch_size(),
+            unlabel_ratio=config.unlabel_ratio,
             seed=seed, cache_labeled=config.get("cache", True),
             input_context=input_context,
             skip_corrupt=config.get("skip_corrupt", False))

@@ -11,9 +11,8 @@ workdir checkpoint (resume) -> `config.model.init` (e.g. the teacher) ->
 scratch.
 """
 
-import json
+import contextlib
 import os
-import sys
 import tempfile
 import time
 
@@ -25,13 +24,17 @@ from noisy_student_tf import io_utils
 from noisy_student_tf.configs import common
 from noisy_student_tf.data import diagnose
 from noisy_student_tf.data import pipeline
+from noisy_student_tf.training import accumulation
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import distribute
 from noisy_student_tf.training import ema as ema_lib
 from noisy_student_tf.training import evaluate as evaluate_lib
 from noisy_student_tf.training import objectives
 from noisy_student_tf.training import optimizers
+from noisy_student_tf.training import precision
+from noisy_student_tf.training import run_log as run_log_lib
 from noisy_student_tf.training import schedules
+from noisy_student_tf.training import train_loop
 
 MODEL_FILE = "model.keras"
 
@@ -49,8 +52,12 @@ class Trainer:
       model: the model being trained.
       optimizer: its optimizer; `schedule` its learning-rate schedule.
       ema: `ExponentialMovingAverage` of the model (None if disabled).
-      step: int64 step counter.
+      step: int64 step counter (optimizer steps).
       num_replicas: replicas in sync (losses are divided by it).
+      precision: "none", "bf16" or "fp16" (`precision.py`).
+      accumulator: `GradientAccumulator` when accumulation_steps > 1.
+      train_loop: the loop function the last `run` traced and called
+        (`train_loop.make_train_loop`), for benchmarks and tools.
     """
 
     def __init__(self, config, workdir, objective=None, strategy=None):
@@ -64,33 +71,18 @@ class Trainer:
             config, set(common.TRAIN_DEFAULTS) | common.STAGE_KEYS
             | set(getattr(self.objective, "CONFIG_KEYS", ())),
             f"the stage config of {workdir}")
+        self.precision = precision.mode_of(config)
+        accumulation.micro_batch_size(config)  # fails early if it can't
+        # Epochs, warmup and decay count optimizer steps of batch_size
+        # images, whatever the accumulation.
         self.steps_per_epoch = max(
             1, self.objective.num_labeled() // config.batch_size)
         self.total_steps = schedules.resolve_steps(
             config, "total", self.steps_per_epoch)
+        self.train_loop = None
         keras.utils.set_random_seed(config.get("seed", 0))
         with self.strategy.scope():
-            self.model = build_model(config.model,
-                                     config.get("mixed_precision", False))
-            if config.get("freeze_blocks", -1) >= 0:
-                from noisy_student_tf.training import finetune
-                finetune.freeze_stem_and_blocks(self.model,
-                                                config.freeze_blocks)
-            self.optimizer, self.schedule = optimizers.make_optimizer(
-                config, self.steps_per_epoch, self.total_steps,
-                config.batch_size)
-            self.objective.build(self)
-            # Building here (in scope) avoids a placeholder error on the
-            # first step with several replicas (spec/measured_here.md).
-            self.optimizer.build(self.trainable_variables)
-            self.ema = None
-            if config.get("ema_decay"):
-                self.ema = ema_lib.ExponentialMovingAverage(
-                    self.model, config.ema_decay)
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                    name="step")
-            self.nonfinite_steps = tf.Variable(
-                0, dtype=tf.int64, trainable=False, name="nonfinite_steps")
+            self._build_state()
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step,
             **({"ema": self.ema} if self.ema else {}),
@@ -106,6 +98,34 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(self.workdir, "checkpoints"),
             max_to_keep=config.get("keep_checkpoints", 3))
+
+    def _build_state(self):
+        """Model, optimizer, objective state, EMA, counters (in scope)."""
+        config = self.config
+        self.model = build_model(config.model, self.precision)
+        if config.get("freeze_blocks", -1) >= 0:
+            from noisy_student_tf.training import finetune
+            finetune.freeze_stem_and_blocks(self.model, config.freeze_blocks)
+        optimizer, self.schedule = optimizers.make_optimizer(
+            config, self.steps_per_epoch, self.total_steps,
+            config.batch_size)
+        self.optimizer = precision.wrap_optimizer(optimizer, self.precision)
+        self.objective.build(self)
+        # Building here (in scope) avoids a placeholder error on the
+        # first step with several replicas (spec/measured_here.md).
+        self.optimizer.build(self.trainable_variables)
+        steps = accumulation.steps_of(config)
+        self.accumulator = accumulation.GradientAccumulator(
+            self.trainable_variables, steps) if steps > 1 else None
+        self.ema = None
+        if config.get("ema_decay"):
+            # Shadows copy the variables: float32 in every precision mode.
+            self.ema = ema_lib.ExponentialMovingAverage(
+                self.model, config.ema_decay)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                name="step")
+        self.nonfinite_steps = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="nonfinite_steps")
 
     @property
     def trainable_variables(self):
@@ -138,58 +158,23 @@ class Trainer:
     # === Steps ===
 
     def apply_gradients(self, loss, tape, variables=None):
-        """Scales by replicas, adds nothing else, applies; returns grads."""
+        """Gradients of the replica's `loss` on `tape`, then the update.
+
+        Objectives call this in their `replica_step`. Under fp16 the loss
+        is scaled for the gradients (and unscaled by the optimizer); with
+        accumulation the gradients are summed and applied after the last
+        micro-batch (`train_loop`).
+
+        Returns:
+          The gradients (of the scaled loss under fp16).
+        """
         variables = variables or self.trainable_variables
-        grads = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        grads = precision.gradients(self.optimizer, tape, loss, variables)
+        if self.accumulator is not None:
+            self.accumulator.add(grads, variables)
+        else:
+            precision.apply(self.optimizer, grads, variables)
         return grads
-
-    def _make_train_loop(self):
-        strategy = self.strategy
-        explicit = distribute.is_explicit(strategy)
-
-        # Keras 3 keeps batch-norm moving statistics per replica (weight
-        # aggregation "none"), so replicas and workers drift apart and save
-        # different values; average them after every step instead.
-        local_state = [v for v in self.model.non_trainable_variables
-                       if v.path.rsplit("/", 1)[-1] in ("moving_mean",
-                                                        "moving_variance")]
-
-        def sync_local_state():
-            values = [v.value for v in local_state]  # tf MirroredVariables
-            means = strategy.extended.batch_reduce_to(
-                tf.distribute.ReduceOp.MEAN, [(v, v) for v in values])
-            for variable, mean in zip(values, means):
-                variable.assign(mean)
-
-        def one_step(iterator):
-            batch = next(iterator)
-            if explicit:
-                per_replica = strategy.run(
-                    self.objective.replica_step, args=(self, batch))
-                if local_state and self.num_replicas > 1:
-                    sync_local_state()
-                metrics = {k: strategy.reduce(tf.distribute.ReduceOp.MEAN,
-                                              v, axis=None)
-                           for k, v in per_replica.items()}
-            else:
-                metrics = self.objective.replica_step(self, batch)
-            finite = tf.math.is_finite(metrics["loss"])
-            self.nonfinite_steps.assign_add(
-                tf.cast(tf.logical_not(finite), tf.int64))
-            self.step.assign_add(1)
-            if self.ema is not None:
-                self.ema.update(self.step)
-            return metrics
-
-        def loop(iterator, num_steps):
-            metrics = one_step(iterator)
-            for _ in tf.range(num_steps - 1):
-                metrics = one_step(iterator)
-            return metrics
-
-        return tf.function(loop, jit_compile=self.config.get(
-            "jit_compile", False))
 
     # === Checkpoints and evaluation ===
 
@@ -216,12 +201,9 @@ class Trainer:
         if dataset is None:
             return {}
         try:
-            if self.ema is not None:
-                with self.ema.swapped():
-                    return evaluate_lib.evaluate(
-                        self.model, dataset, self.strategy, max_batches)
-            return evaluate_lib.evaluate(self.model, dataset, self.strategy,
-                                         max_batches)
+            with self._ema_weights():
+                return evaluate_lib.evaluate(self.model, dataset,
+                                             self.strategy, max_batches)
         except (tf.errors.InvalidArgumentError,
                 tf.errors.DataLossError) as error:
             if not diagnose.is_input_error(error):
@@ -233,36 +215,35 @@ class Trainer:
 
     def save_final_model(self):
         """Writes the (EMA) model as `model.keras`, atomically."""
-        path = os.path.join(self.workdir, MODEL_FILE)
-        if self.ema is not None:
-            with self.ema.swapped():
-                checkpoints.save_model_atomic(self.model, path)
-        else:
-            checkpoints.save_model_atomic(self.model, path)
-        return path
+        return self._save_model(os.path.join(self.workdir, MODEL_FILE))
 
-    def _periodic_evaluation(self, step, writer, history):
+    def _save_model(self, path):
+        """The (EMA) weights in a float32 model (any precision mode), so
+        labeling, export and later stages never inherit a training-time
+        policy."""
+        with self._ema_weights():
+            model = precision.to_float32(self.model)
+            return checkpoints.save_model_atomic(model, path)
+
+    def _ema_weights(self):
+        """Context with the EMA weights in the model (if there is one)."""
+        return self.ema.swapped() if self.ema else contextlib.nullcontext()
+
+    def _periodic_evaluation(self, step, run_log):
         """Evaluates on `data.validation` if given (else `data.eval`) and
         keeps the best validation model as `best.keras`: checkpoints are
         chosen on validation data, never on the test set."""
         has_validation = bool(self.config.data.get("validation"))
         split = "validation" if has_validation else "eval"
-        result = _floats(self.evaluate(split=split))
-        _write_scalars(writer, step,
-                       {f"{split}/{k}": v for k, v in result.items()})
-        _append_jsonl(history, {"step": step, **{
-            f"{split}_{k}": v for k, v in result.items()}})
+        result = run_log_lib.floats(self.evaluate(split=split))
+        run_log.record(step, result, prefix=split)
         if not has_validation:
             return
         path = os.path.join(self.workdir, "best.json")
         best = io_utils.read_json(path) if tf.io.gfile.exists(path) else None
         if best is None or result["top1"] > best["top1"]:
-            model_path = os.path.join(self.workdir, "best.keras")
-            if self.ema is not None:
-                with self.ema.swapped():
-                    checkpoints.save_model_atomic(self.model, model_path)
-            else:
-                checkpoints.save_model_atomic(self.model, model_path)
+            model_path = self._save_model(
+                os.path.join(self.workdir, "best.keras"))
             io_utils.atomic_write_json(path, {
                 "step": step, "top1": result["top1"],
                 "model_path": model_path})
@@ -270,10 +251,24 @@ class Trainer:
     # === Loop ===
 
     def run(self, progress=True):
-        config = self.config
+        """Trains to `total_steps` (resuming), evaluates, saves the model.
+
+        Returns:
+          The stage result: eval metrics, steps, timing, `model_path`.
+        """
         start = self.initialize()
         if start >= self.total_steps:
             log(f"already trained to step {start}")
+        self._check_eval_shapes()
+        iterator = self.make_iterator(start)
+        self.train_loop = train_loop.make_train_loop(self)
+        t0 = time.time()
+        step, metrics = self._train(iterator, start, progress)
+        if step > start:
+            self.save_checkpoint(float(metrics["loss"]))
+        return self._result(start, step, time.time() - t0)
+
+    def _check_eval_shapes(self):
         # A pp string that does not fit the model fails deep in Keras inside
         # the traced step; name it before training instead.
         for split in ("validation", "eval"):
@@ -283,31 +278,37 @@ class Trainer:
                     eval_dataset.element_spec, self.model.input_shape,
                     self.model.name, stream="eval")
 
+    def make_iterator(self, start=0):
+        """Distributed iterator over the objective's training batches.
+
+        Args:
+          start: the step training resumes at (offsets the data seed).
+        """
         def make_dataset(context):
             dataset = self.objective.make_dataset(
-                context, seed=config.get("seed", 0) + start)
+                context, seed=self.config.get("seed", 0) + start)
             pipeline.check_image_shapes(dataset.element_spec,
                                         self.model.input_shape,
                                         self.model.name)
             return dataset
 
-        dataset = self.strategy.distribute_datasets_from_function(
-            make_dataset)
-        iterator = iter(dataset)
-        loop = self._make_train_loop()
+        return iter(self.strategy.distribute_datasets_from_function(
+            make_dataset))
+
+    def _train(self, iterator, start, progress):
+        """Calls the loop between log/checkpoint/eval boundaries.
+
+        Returns:
+          (last step, its metrics).
+        """
+        config = self.config
         log_every = max(1, config.get("log_every_steps", 50))
         ckpt_every = config.get("checkpoint_every_steps", 500)
         eval_every = config.get("eval_every_steps", 0)
         per_loop = max(1, config.get("steps_per_loop", 1))
-        writer = tf.summary.create_file_writer(
-            os.path.join(self.workdir, "tensorboard"))
-        bar = keras.utils.Progbar(
-            self.total_steps, interval=0.5 if sys.stdout.isatty() else 30,
-            unit_name="step", verbose=1 if progress else 0)
-        images_per_step = self.objective.images_per_step()
-        metrics, t0, step = {}, time.time(), start
-        window_start, window_step = t0, start
-        history = os.path.join(self.workdir, "metrics.jsonl")
+        run_log = run_log_lib.RunLog(self.workdir, self.total_steps, start,
+                                     progress)
+        metrics, step = {}, start
         while step < self.total_steps:
             boundaries = [self.total_steps, _next_multiple(step, log_every)]
             if ckpt_every:
@@ -315,69 +316,55 @@ class Trainer:
             if eval_every:
                 boundaries.append(_next_multiple(step, eval_every))
             num = min(per_loop, min(boundaries) - step)
-            try:
-                metrics = loop(iterator, tf.constant(num, tf.int32))
-            except (tf.errors.InvalidArgumentError,
-                    tf.errors.DataLossError) as error:
-                if not diagnose.is_input_error(error):
-                    raise
-                raise diagnose.explain_pipeline_error(
-                    error, self.objective.input_sources(),
-                    max_records=config.get("diagnose_max_records")) \
-                    from error
+            metrics = self._call_loop(iterator, num)
             step += num
             if step % log_every == 0 or step == self.total_steps:
-                values = {k: float(v) for k, v in metrics.items()}
-                if not np.isfinite(values["loss"]) or \
-                        int(self.nonfinite_steps.numpy()):
-                    raise TrainingError(self._nan_message(values["loss"]))
-                now = time.time()
-                values["img_per_s"] = (images_per_step * (step - window_step)
-                                       / max(now - window_start, 1e-9))
-                values["lr"] = float(self.schedule(step))
-                window_start, window_step = now, step
-                _write_scalars(writer, step, values)
-                _append_jsonl(history, {"step": step, **values})
-                bar.update(step, [(k, values[k]) for k in
-                                  ("loss", "img_per_s") if k in values])
+                self._log(step, metrics, run_log)
             if ckpt_every and step % ckpt_every == 0:
                 self.save_checkpoint(float(metrics["loss"]))
             if eval_every and (step % eval_every == 0
                                or step == self.total_steps):
-                self._periodic_evaluation(step, writer, history)
-        if step > start:
-            self.save_checkpoint(float(metrics["loss"]))
-        wall = time.time() - t0
-        result = {"eval": _floats(self.evaluate()),
+                self._periodic_evaluation(step, run_log)
+        return step, metrics
+
+    def _call_loop(self, iterator, num):
+        try:
+            return self.train_loop(iterator, tf.constant(num, tf.int32))
+        except (tf.errors.InvalidArgumentError,
+                tf.errors.DataLossError) as error:
+            if not diagnose.is_input_error(error):
+                raise
+            raise diagnose.explain_pipeline_error(
+                error, self.objective.input_sources(),
+                max_records=self.config.get("diagnose_max_records")) \
+                from error
+
+    def _log(self, step, metrics, run_log):
+        """Records one log window; stops on a non-finite loss."""
+        values = {k: float(v) for k, v in metrics.items()}
+        if not np.isfinite(values["loss"]) or \
+                int(self.nonfinite_steps.numpy()):
+            raise TrainingError(self._nan_message(values["loss"]))
+        values["lr"] = float(self.schedule(step))
+        run_log.window(step, values, self.objective.images_per_step())
+
+    def _result(self, start, step, wall):
+        result = {"eval": run_log_lib.floats(self.evaluate()),
                   "steps": int(self.step.numpy()),
-                  "train_seconds": wall, "model": config.model.name,
+                  "train_seconds": wall, "model": self.config.model.name,
                   "model_path": self.save_final_model()}
         best = os.path.join(self.workdir, "best.json")
         if tf.io.gfile.exists(best):
             result["best_validation"] = io_utils.read_json(best)
         if step > start:
-            result["img_per_s"] = images_per_step * (step - start) / wall
+            result["img_per_s"] = (self.objective.images_per_step()
+                                   * (step - start) / wall)
         result.update(self.objective.finalize(self))
         return result
 
 
-def build_model(model_config, mixed_precision=False):
-    """Builds the registry model a `model` config describes."""
-    from noisy_student_tf import models
-
-    size = model_config.get("image_size") or models.default_image_size(
-        model_config.name)
-    shape = (size, size, model_config.get("channels", 3))
-    overrides = dict(model_config.get("overrides") or {})
-    previous = keras.config.dtype_policy()
-    if mixed_precision:
-        keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        return models.create_model(
-            model_config.name, num_classes=model_config.num_classes,
-            input_shape=shape, **overrides)
-    finally:
-        keras.config.set_dtype_policy(previous)
+# Kept here for callers (methods, tests) that build a stage's model.
+build_model = precision.build_model
 
 
 def train(config, workdir, objective=None, strategy=None, progress=True):
@@ -401,26 +388,9 @@ def train(config, workdir, objective=None, strategy=None, progress=True):
     return result
 
 
-def _floats(metrics):
-    return {k: float(v) if k != "num_examples" else int(v)
-            for k, v in metrics.items()}
-
-
 def log(message):
     print(f"[noisy-student] {message}", flush=True)
 
 
 def _next_multiple(step, every):
     return (step // every + 1) * every
-
-
-def _write_scalars(writer, step, values):
-    with writer.as_default(step=step):
-        for key, value in values.items():
-            tf.summary.scalar(key, value)
-    writer.flush()
-
-
-def _append_jsonl(path, record):
-    with tf.io.gfile.GFile(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")

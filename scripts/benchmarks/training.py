@@ -221,7 +221,7 @@ def student_row(mode, size):
     return next(r for r in rows if r["name"] == OURS_ROW)
 
 
-class _InMemoryObjective(objectives.SupervisedObjective):
+class InMemoryObjective(objectives.SupervisedObjective):
     """Supervised objective over in-memory uint8 images (no files)."""
 
     def __init__(self, config, images, labels):
@@ -234,7 +234,7 @@ class _InMemoryObjective(objectives.SupervisedObjective):
     def make_dataset(self, input_context, seed):
         return pipeline.make_train_dataset(
             sources.array_source(self.images, self.labels),
-            self.config.pp.labeled, self.config.batch_size, seed=seed,
+            self.config.pp.labeled, self.micro_batch_size(), seed=seed,
             cache=True, input_context=input_context)
 
     def input_sources(self):
@@ -246,7 +246,7 @@ def _trainer_rows(mode):
 
     `Trainer.run` first trains two log windows (the first traces); its
     second window is reported as is (run alone, not interleaved). Then the
-    very loop function `run` traced (`_make_train_loop`, captured) keeps
+    very loop function `run` traced (`Trainer.train_loop`) keeps
     stepping on a fresh iterator of the stage's pipeline, in rounds
     interleaved with the bare step: that ratio is the loop's overhead.
     """
@@ -275,28 +275,22 @@ def _trainer_rows(mode):
     workdir = tempfile.mkdtemp(prefix="bench_trainer_")
     try:
         trainer = trainer_lib.Trainer(
-            config, workdir, objective=_InMemoryObjective(
+            config, workdir, objective=InMemoryObjective(
                 config, images, labels))
-        loops = []
-        make_loop = trainer._make_train_loop  # pylint: disable=protected-access
-
-        def capture():
-            loops.append(make_loop())
-            return loops[-1]
-
-        trainer._make_train_loop = capture  # pylint: disable=protected-access
         timing.progress("Trainer.run on an in-memory stage")
         trainer.run(progress=False)
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
             run_rates = [w["img_per_s"] for w in map(json.loads, f)
                          if "img_per_s" in w][1:]
-        iterator = iter(trainer.strategy.distribute_datasets_from_function(
-            lambda ctx: trainer.objective.make_dataset(ctx, seed=1)))
+        # The very loop function `run` traced (its public `train_loop`),
+        # on a fresh iterator of the stage's pipeline.
+        loop = trainer.train_loop
+        iterator = trainer.make_iterator(start=1)
         one = tf.constant(1, tf.int32)
         extra = dict(size=32, batch=batch)
         candidates = [
             dict(name=TRAINER_ROW, step=lambda: float(
-                loops[0](iterator, one)["loss"])),
+                loop(iterator, one)["loss"])),
             dict(name=BARE_ROW, step=bare["step"]),
         ]
         for cand in candidates:
