@@ -83,10 +83,20 @@ def ablation_table(results):
                        for result in results.values())
 
 
+LAYOUT_WIDTH = 100
+
+
 def _docstring_line(path):
     with open(path, encoding="utf-8") as handle:
         doc = ast.get_docstring(ast.parse(handle.read())) or ""
     return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def _layout_line(entry, doc):
+    line = f"{entry:<40} {doc}".rstrip()
+    if len(line) > LAYOUT_WIDTH:
+        line = line[:LAYOUT_WIDTH - 1].rstrip() + "…"
+    return line
 
 
 def layout(directories, root):
@@ -101,13 +111,13 @@ def layout(directories, root):
             rel = os.path.relpath(directory, root) + "/"
             init = os.path.join(directory, "__init__.py")
             doc = _docstring_line(init) if os.path.exists(init) else ""
-            lines.append(f"{rel:<40} {doc}".rstrip())
+            lines.append(_layout_line(rel, doc))
             indent = " " * (2 * rel.count("/"))
             for name in sorted(files):
                 if name.endswith(".py") and name != "__init__.py":
                     entry = f"{indent}{name}"
                     doc = _docstring_line(os.path.join(directory, name))
-                    lines.append(f"{entry:<40} {doc}".rstrip())
+                    lines.append(_layout_line(entry, doc))
     return "\n".join(lines + ["```"])
 
 
