@@ -6,6 +6,7 @@ and a nested unlabeled pile with odd files) runs through
 bad inputs each end with one `error:` line and leave nothing marked done.
 """
 
+import csv
 import json
 import os
 
@@ -80,6 +81,20 @@ def test_own_images_from_a_teacher_file_end_to_end(tree, tmp_path):
     assert report["iterations"][0]["num_labeled_by_teacher"] == \
         tree["decodable"]
     assert 0.0 <= report["iterations"][0]["student"]["top1"] <= 1.0
+    # The export lands in TF Serving's version folder, with class names.
+    assert report["export_dir"] == str(workdir / "export" / "1")
+    assert (workdir / "export" / "1" / "saved_model.pb").exists()
+    # predict.py on the pile with the export: one row per decodable image.
+    output = tmp_path / "pile.csv"
+    proc = testing.run_script([
+        "scripts/predict.py", f"--model={workdir / 'export'}",
+        f"--images={tree['pile']}", f"--output={output}", "--top_k=2",
+        "--no_progress"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = list(csv.DictReader(output.open()))
+    assert sorted(row["path"] for row in rows) == tree["pile_files"]
+    assert {row["class_1"] for row in rows} <= set(image_tree.CLASSES)
+    assert "a_corrupt.jpg" in testing.last_line(proc.stdout)
 
 
 def _fails(proc, *words):
