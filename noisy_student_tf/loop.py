@@ -276,15 +276,20 @@ def run_student_baselines(config, report, workdir, progress=True):
     overrides on top) into `iter{i}/baseline`, once per architecture, and
     records it as that iteration's `baseline`: a larger student is compared
     with its own architecture, not with its smaller teacher."""
-    done = {common.model_key(config.teacher): report["teacher"]}
+    # A teacher from a file is no labels-only model: it is no baseline.
+    from_file = bool(config.teacher.get("path"))
+    done = {} if from_file else {
+        common.model_key(config.teacher): report["teacher"]}
     overrides = config.student_baselines.to_dict()
     overrides.pop("enabled", None)
+    recipe = config.teacher.to_dict()
+    recipe.pop("path", None)  # the baseline trains; it is no file
     for index, student in enumerate(students_of(config), start=1):
         key = common.model_key(student)
         if key not in done:
             stage = common.stage_config(
-                config, config.teacher, model=student.model.to_dict(),
-                **overrides)
+                config, ml_collections.ConfigDict(recipe),
+                model=student.model.to_dict(), **overrides)
             done[key] = _summary(run_stage(
                 os.path.join(f"iter{index}", "baseline"), stage, workdir,
                 progress))

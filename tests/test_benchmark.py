@@ -43,7 +43,8 @@ RATIOS = {
 def test_smoke_run_reports_every_section_and_ratio(tmp_path):
     output = tmp_path / "benchmark.json"
     result = testing.run_script(
-        ["scripts/benchmark.py", "--smoke", f"--output={output}"],
+        ["scripts/benchmark.py", "--smoke", "--sections=all",
+         f"--output={output}"],
         timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(output.read_text())

@@ -13,6 +13,7 @@ import pytest
 
 from noisy_student_tf.cli import script_utils
 from noisy_student_tf.configs import common
+from noisy_student_tf.training import precision
 from tests import testing
 
 DEMO = "noisy_student_tf/configs/fashion_mnist_demo.py:quick"
@@ -73,23 +74,25 @@ def test_any_known_key_can_be_overridden(flag, path, value, monkeypatch):
         assert stage[path.split(".")[1]] == value
 
 
-def test_mixed_precision_takes_its_defaults_type(monkeypatch):
-    # A bool flag today; a policy name ("none", "bf16") once it becomes one.
-    default = common.TRAIN_DEFAULTS["mixed_precision"]
-    text, value = ("True", True) if isinstance(default, bool) else (
-        "bf16", "bf16")
+@pytest.mark.parametrize("text,mode", [
+    ("bf16", "bf16"), ("fp16", "fp16"), ("none", "none"),
+    # The legacy bools, as the command line gives them (strings).
+    ("True", "bf16"), ("false", "none")])
+def test_mixed_precision_from_the_command_line(text, mode, monkeypatch):
     config = parse(f"--config.defaults.mixed_precision={text}",
                    monkeypatch=monkeypatch)
-    assert config.defaults.mixed_precision == value
-    assert type(config.defaults.mixed_precision) is type(value)
+    assert config.defaults.mixed_precision == text
+    stage = common.stage_config(config, config.teacher)
+    assert precision.mode_of(stage) == mode
 
 
 def test_new_training_defaults_are_picked_up(monkeypatch):
     # A key added to TRAIN_DEFAULTS later is overridable with its type.
-    monkeypatch.setitem(common.TRAIN_DEFAULTS, "accumulation_steps", 1)
-    config = parse("--config.students.iter1.accumulation_steps=4",
+    monkeypatch.setitem(common.TRAIN_DEFAULTS, "later_knob", 0.5)
+    config = parse("--config.students.iter1.later_knob=4",
                    monkeypatch=monkeypatch)
-    assert config.students.iter1.accumulation_steps == 4
+    assert config.students.iter1.later_knob == 4.0
+    assert type(config.students.iter1.later_knob) is float
 
 
 @pytest.mark.parametrize("flag,message", [

@@ -59,3 +59,11 @@ def test_a_larger_student_is_compared_with_its_own_baseline():
     table = report_lib.format_table(report)
     assert "| baseline 2 | b0-wide | 87.00% | 13.00% | - | - | 10 |" in table
     assert "| student 2 | b0-wide | 90.00% | 10.00% | 0.769 | 38% |" in table
+
+
+def test_a_teacher_file_gives_no_error_ratio():
+    report = _report(ceiling=None)
+    del report["baseline"]
+    report["teacher"]["from_file"] = True
+    report_lib.add_gains(report)
+    assert "error_ratio" not in report["iterations"][0]

@@ -42,3 +42,25 @@ def test_students_of_the_teachers_size_use_the_teacher(monkeypatch,
     report = {"teacher": teacher, "iterations": [{}, {}]}
     loop.run_student_baselines(config, report, str(tmp_path), False)
     assert [it["baseline"] for it in report["iterations"]] == [teacher] * 2
+
+
+def test_a_teacher_file_is_no_baseline(monkeypatch, tmp_path):
+    # A released teacher did not learn from these labels alone: students
+    # of its architecture get a trained baseline, without the file's path.
+    config = fashion_mnist_demo.get_config("quick")
+    config.teacher.path = "/models/teacher.keras"
+    config.student_baselines = dict(enabled=True)
+    trained = {}
+
+    def fake_run_stage(name, stage, workdir, progress=True):
+        trained[name] = stage
+        return {"eval": {"top1": 0.6}}
+
+    monkeypatch.setattr(loop, "run_stage", fake_run_stage)
+    report = {"teacher": {"top1": 0.9, "from_file": True},
+              "iterations": [{}, {}]}
+    loop.run_student_baselines(config, report, str(tmp_path), False)
+    assert sorted(trained) == ["iter1/baseline"]
+    assert "path" not in trained["iter1/baseline"]
+    assert [it["baseline"]["top1"] for it in report["iterations"]] == [
+        0.6, 0.6]

@@ -5,10 +5,10 @@
         --workdir=runs/ablation --variants=base,no_noise,hard_labels \
         --iterations=1 [--reuse=runs/fashion_mnist_demo]
 
-Variants (noisy_student_tf/ablation.py): base, no_noise, no_input_noise,
-no_model_noise, hard_labels, unlabel_ratio_1, no_balancing,
-init_from_teacher, from_scratch, and teacher_size_students (not run by
-default). Stages the variants share (the teacher, first-iteration labels)
+Variants (noisy_student_tf/experiment/ablation.py): base, no_noise,
+no_input_noise, no_model_noise, hard_labels, unlabel_ratio_1,
+no_balancing, init_from_teacher, from_scratch, and teacher_size_students
+(not run by default). Stages the variants share (the teacher, first-iteration labels)
 are computed once, or copied from the --reuse run when their inputs
 match. Writes
 ablation.json, ablation.md and ablation.png into --workdir; rerunning
@@ -24,7 +24,8 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config: path.py[:arg].", lock_config=False)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Ablation directory.")
 _VARIANTS = flags.DEFINE_list(
-    "variants", None, "Variants to run, in order (default: all).")
+    "variants", None, "Variants to run, in order (default: all but "
+    "teacher_size_students).")
 _ITERATIONS = flags.DEFINE_integer(
     "iterations", 1, "Students per variant (the config's first N).")
 _REUSE = flags.DEFINE_string(

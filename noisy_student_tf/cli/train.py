@@ -19,7 +19,7 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=False)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Experiment directory.")
 _STAGE = flags.DEFINE_string(
-    "stage", "teacher", "teacher, baseline, iter<N> or finetune.")
+    "stage", "teacher", "teacher, baseline, iter<N>, ceiling or finetune.")
 _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "Hide progress.")
 flags.mark_flags_as_required(["config", "workdir"])
 

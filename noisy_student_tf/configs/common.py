@@ -123,7 +123,7 @@ def check_experiment(config):
 
 def _checked_blocks(config):
     paths = ["defaults", "teacher", "baseline", "labeling", "filter",
-             "export", "ceiling", "student_baselines"]
+             "export", "ceiling", "student_baselines", "finetune"]
     return paths + [f"students.{name}"
                     for name in (config.get("students") or {})]
 

@@ -1,6 +1,7 @@
 """The experiment layer: in which order stages run and where on disk.
 
-Only `scripts/` and tests import it; the library below
+Only the driver (`loop.py`), `cli/`, `scripts/` and tests import it; the
+library below
 (`noisy_student_tf.data`, `labeling`, `training`, `robustness`, `configs`,
 `models`, `export`) never does.
 

@@ -144,6 +144,10 @@ def variant_config(config, name, iterations=None):
     if edit_config:
         edit_config(c)
     c.name = f"{config.get('name', 'experiment')}/{name}"
+    # Reference stages that no variant changes are not rerun per variant.
+    for block in ("ceiling", "student_baselines"):
+        if c.get(block):
+            c[block].enabled = False
     # Reports carry only the variant's own students.
     c.export = dict(enabled=False)
     return c

@@ -40,7 +40,9 @@ def add_gains(report):
     with a ceiling stage, `gap_closed` = (student - baseline) / (ceiling -
     baseline) in top-1: the share of the labeled-only model's distance to
     the all-labels model that the unlabeled data made up."""
-    default = (report.get("baseline") or report["teacher"]).get("top1")
+    # A teacher from a file is no labels-only baseline.
+    fallback = {} if report["teacher"].get("from_file") else report["teacher"]
+    default = (report.get("baseline") or fallback).get("top1")
     ceiling = (report.get("ceiling") or {}).get("top1")
     for iteration in report["iterations"]:
         # A student with a baseline of its own architecture is compared

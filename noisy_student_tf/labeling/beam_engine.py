@@ -137,8 +137,10 @@ class ReadShard(beam.DoFn):
     def process(self, index):
         config = ml_collections.ConfigDict(self._source)
         source = sources.make_source(config, shard=(index, self._count))
-        expected = None
-        if self._skip_corrupt:
+        # As the local engine: a pile drops undecodable files itself and
+        # its listing says how many there were.
+        expected = sources.listed_count(config, (index, self._count))
+        if expected is None and self._skip_corrupt:
             expected = int(source.reduce(np.int64(0), lambda n, _: n + 1))
         read = 0
         iterator = self._dataset(source).as_numpy_iterator()

@@ -48,6 +48,10 @@ def resolve(value):
     Raises:
       ValueError: any other value.
     """
+    # The command line gives strings: "True"/"False" are the legacy bools.
+    legacy = {"true": True, "false": False}
+    if isinstance(value, str) and value.lower() in legacy:
+        value = legacy[value.lower()]
     if value is None or value is False:
         return "none"
     if value is True:

@@ -28,7 +28,7 @@ from noisy_student_tf.training import optimizers
 from noisy_student_tf.training import trainer as trainer_lib
 
 # (image size, batch size, classes): the 32x32 (SVHN/CIFAR) and the
-# ImageNet settings of spec/measured_here.md.
+# ImageNet settings.
 TRAIN_SETUPS = {32: (128, 10), 224: (32, 1000)}
 SMOKE_BATCH = {32: 4, 224: 2}
 LEARNING_RATE = 0.016
