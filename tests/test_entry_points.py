@@ -159,3 +159,10 @@ def test_wheel_installs_commands_that_run_anywhere(tmp_path):
          "print(noisy_student_tf.__file__)"], cwd=empty, env=env,
         capture_output=True, text=True)
     assert check.stdout.startswith(str(target)), check.stdout
+
+
+def test_helpshort_of_a_wrapper_lists_the_programs_flags():
+    proc = testing.run_script(["scripts/pseudo_label.py", "--helpshort"])
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    for flag in ("--config", "--shard_index", "--engine", "--beam_options"):
+        assert flag in proc.stdout, flag

@@ -17,13 +17,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Experiment directory.")
 _ITERATION = flags.DEFINE_integer("iteration", 1, "Iteration (1-based).")
 _SHARD_INDEX = flags.DEFINE_list(
     "shard_index", None, "Shards this host writes (default: all).")
-_ENGINE = flags.DEFINE_enum(
-    "engine", None, ["local", "beam"],
-    "labeling.engine: local (this process) or beam (Apache Beam pipeline; "
-    "pip install 'noisy-student-tf[beam]'). Default: the config's.")
-_BEAM_OPTIONS = flags.DEFINE_string(
-    "beam_options", None, "labeling.beam_options: Beam pipeline options, "
-    "e.g. '--runner=DirectRunner --direct_num_workers=2'.")
+_ENGINE_FLAGS = script_utils.define_engine_flags(__name__)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -34,10 +28,7 @@ def main(argv):
     from noisy_student_tf import loop
 
     config = script_utils.apply_runtime_flags(_CONFIG.value)
-    if _ENGINE.value:
-        config.labeling.engine = _ENGINE.value
-    if _BEAM_OPTIONS.value is not None:
-        config.labeling.beam_options = _BEAM_OPTIONS.value
+    script_utils.apply_engine_flags(config, _ENGINE_FLAGS)
     indices = [int(i) for i in _SHARD_INDEX.value] if _SHARD_INDEX.value \
         else None
     stats = loop.filter_iteration(

@@ -25,6 +25,31 @@ _TPU = flags.DEFINE_string("tpu", None, "TPU name ('local' on a TPU VM); "
                            "implies --strategy=tpu.")
 
 
+def define_engine_flags(module_name):
+    """--engine / --beam_options of the labeling and filter programs,
+    defined as `module_name`'s own flags."""
+    engine = flags.DEFINE_enum(
+        "engine", None, ["local", "beam"],
+        "labeling.engine: local (this process) or beam (Apache Beam "
+        "pipeline; pip install 'noisy-student-tf[beam]'). Default: the "
+        "config's.", module_name=module_name)
+    options = flags.DEFINE_string(
+        "beam_options", None, "labeling.beam_options: Beam pipeline "
+        "options, e.g. '--runner=DirectRunner --direct_num_workers=2'.",
+        module_name=module_name)
+    return engine, options
+
+
+def apply_engine_flags(config, engine_flags):
+    """Puts the given --engine / --beam_options into `config.labeling`."""
+    engine, options = engine_flags
+    if engine.value:
+        config.labeling.engine = engine.value
+    if options.value is not None:
+        config.labeling.beam_options = options.value
+    return config
+
+
 def apply_runtime_flags(config):
     """Puts --strategy/--tpu into the experiment's training defaults."""
     target = config.defaults if "defaults" in config else config
@@ -104,12 +129,16 @@ def resolve_config_args(argv):
 
 
 def use_doc_of(main):
-    """absl's --help prints `__main__`'s docstring: under a console script
-    or a scripts/ wrapper that is not the program's module, so show the
-    module that defines `main`."""
+    """absl's --help prints `__main__`'s docstring and --helpshort its key
+    flags: under a console script or a scripts/ wrapper that is not the
+    program's module, so show those of the module that defines `main`."""
     module = sys.modules.get(main.__module__)
     if module is not None and module.__doc__:
         sys.modules["__main__"].__doc__ = module.__doc__
+    # --helpshort lists the key flags of the program run (sys.argv[0]):
+    # the wrapper's, so give it the defining module's.
+    for flag in flags.FLAGS.get_key_flags_for_module(main.__module__):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
 def add_override_fields(argv, flag_values=None):
