@@ -56,20 +56,26 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    settings = dict(optimizer="sgd", checkpoint_every_steps=4,
+                    log_every_steps=4, warmup_steps=0, schedule="constant",
+                    label_smoothing=0.0)
+    # Four good steps (a checkpoint at step 4), then as if stopped there.
+    trainer.train(testing.tiny_stage(total_steps=4, **settings),
+                  str(tmp_path), progress=False)
+    os.remove(os.path.join(str(tmp_path), "result.json"))
     config = testing.tiny_stage(total_steps=40, learning_rate=1e12,
-                                optimizer="sgd", checkpoint_every_steps=4,
-                                log_every_steps=4, warmup_steps=0,
-                                schedule="constant", label_smoothing=0.0)
+                                **settings)
     with pytest.raises(trainer.TrainingError, match="non-finite") as info:
         trainer.train(config, str(tmp_path), progress=False)
     assert "Last good checkpoint" in str(info.value)
+    assert "ckpt-4" in str(info.value)
     assert not io_utils.stage_done(str(tmp_path))
-    # Every checkpoint that was written restores with finite weights.
+    # The last good checkpoint restores with finite weights.
     latest = trainer.Trainer(config, str(tmp_path))
-    if latest.manager.latest_checkpoint:
-        latest.initialize()
-        assert all(np.isfinite(w.numpy()).all()
-                   for w in latest.model.trainable_weights)
+    assert latest.manager.latest_checkpoint.endswith("ckpt-4")
+    latest.initialize()
+    assert all(np.isfinite(w.numpy()).all()
+               for w in latest.model.trainable_weights)
 
 
 def test_checkpoint_of_another_architecture_is_named(tmp_path):
