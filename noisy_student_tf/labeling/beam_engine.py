@@ -34,7 +34,6 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student_tf import io_utils
-from noisy_student_tf.data import diagnose
 from noisy_student_tf.data import preprocess
 from noisy_student_tf.data import sources
 from noisy_student_tf.labeling import predict
@@ -143,18 +142,9 @@ class ReadShard(beam.DoFn):
         if expected is None and self._skip_corrupt:
             expected = int(source.reduce(np.int64(0), lambda n, _: n + 1))
         read = 0
-        iterator = self._dataset(source).as_numpy_iterator()
-        while True:
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                break
-            except (tf.errors.InvalidArgumentError,
-                    tf.errors.DataLossError) as error:
-                if not diagnose.is_input_error(error):
-                    raise
-                raise diagnose.explain_data_error(
-                    error, config, self._pp) from error
+        # The local engine's iterator: an input failure names the file.
+        for batch in predict.named_errors(
+                self._dataset(source).as_numpy_iterator(), config, self._pp):
             read += len(batch["id"])
             yield dict(batch, shard=index)
         skipped = expected - read if expected else 0

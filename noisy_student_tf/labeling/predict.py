@@ -48,7 +48,7 @@ def _labeling_dataset(source, pp_string, batch_size, skip_corrupt):
         options)
 
 
-def _named_errors(batches, source_config, pp_string):
+def named_errors(batches, source_config, pp_string):
     """Iterates `batches`; input failures become one line naming the file."""
     iterator = iter(batches)
     while True:
@@ -179,7 +179,7 @@ def _write_shard(predict, batches, expected, where, output_dir, index,
     confidence_sum = 0.0
     with tfrecord_io.AtomicShardWriter(
             output_dir, tfrecord_io.PREDICTIONS, index, count) as writer:
-        for batch in _named_errors(batches, source_config, pp_string):
+        for batch in named_errors(batches, source_config, pp_string):
             out = predict(batch["image"], batch["id"])
             for serialized in out["serialized"].numpy():
                 writer.write(serialized)
