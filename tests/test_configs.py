@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from noisy_student_tf import loop
+from noisy_student_tf.experiment import stage_configs
 from noisy_student_tf import models
 from noisy_student_tf.configs import common
 from noisy_student_tf.configs import imagenet_b7_to_l2
@@ -127,10 +127,10 @@ def _stages(config):
         stages.append(("baseline",
                        common.stage_config(config, config.baseline)))
     last = teacher
-    for index, student in enumerate(loop.students_of(config), start=1):
+    for index, student in enumerate(stage_configs.students_of(config), start=1):
         pseudo = {"kind": "pseudo_labels", "num_classes": config.num_classes,
                   "pattern": "/nonexistent/filter/data/train-*"}
-        last = loop.student_stage(
+        last = stage_configs.student_stage(
             config, student, {"model_path": "/nonexistent/model.keras"},
             None if student.get("mode", "offline") == "online" else pseudo)
         stages.append((f"iter{index}", last))
@@ -139,7 +139,7 @@ def _stages(config):
             config, last, "/nonexistent/model.keras")))
     if config.get("ceiling") and config.ceiling.get("enabled", True):
         stages.append(("ceiling", common.stage_config(
-            config, loop.ceiling_of(config))))
+            config, stage_configs.ceiling_of(config))))
     return stages
 
 
@@ -357,12 +357,12 @@ def test_mixer_recipe_numbers():
     assert "normalize" not in teacher.pp.eval
     assert teacher.model.overrides.stochastic_depth_rate == 0.1
     assert student.unlabel_ratio > 0
-    assert not loop.students_of(_get_config("mixer_b16", "baseline"))
+    assert not stage_configs.students_of(_get_config("mixer_b16", "baseline"))
 
 
 def test_demo_ceiling_is_the_last_student_on_every_label():
     config = _get_config("fashion_mnist_demo", "full")
-    ceiling = common.stage_config(config, loop.ceiling_of(config))
+    ceiling = common.stage_config(config, stage_configs.ceiling_of(config))
     last = list(config.students.values())[-1]
     assert common.model_key(ceiling) == common.model_key(last)
     # All 60,000 training labels: no per-class selection.

@@ -144,17 +144,17 @@ def test_wrong_class_name_count_and_missing_export(tmp_path, small_model):
 
 def test_driver_export_resumes_and_reexports_a_new_model(tmp_path,
                                                          small_model):
-    from noisy_student_tf import loop
+    from noisy_student_tf.experiment import stages
 
     stage = ml_collections.ConfigDict({"pp": {"eval": testing.PP}})
     result = {"model_path": small_model}
-    first = loop.export_final(result, stage, str(tmp_path))
+    first = stages.export(result, stage, str(tmp_path))
     assert first == str(tmp_path / "export" / "1")
     # Resumed: the version exported from this model file is reused.
-    assert loop.export_final(result, stage, str(tmp_path)) == first
+    assert stages.export(result, stage, str(tmp_path)) == first
     assert export.versions(str(tmp_path / "export")) == [1]
     # Another final model (e.g. more students) becomes the next version.
     other = checkpoints.save_model_atomic(
         checkpoints.load_model(small_model), str(tmp_path / "other.keras"))
-    second = loop.export_final({"model_path": other}, stage, str(tmp_path))
+    second = stages.export({"model_path": other}, stage, str(tmp_path))
     assert second == str(tmp_path / "export" / "2")

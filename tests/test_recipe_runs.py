@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from noisy_student_tf import loop
+from noisy_student_tf.experiment import noisy_student
 from noisy_student_tf.configs import imagenet_b7_to_l2
 from noisy_student_tf.configs import mixer_b16
 from noisy_student_tf.configs import svhn_b0
@@ -51,7 +51,7 @@ def _check(report, num_students):
 def test_imagenet_b7_to_l2_quick(imagenet_dir, tmp_path):
     config = imagenet_b7_to_l2.get_config(
         f"quick,data_dir={imagenet_dir},unlabeled={imagenet_dir}/unl-*")
-    report = loop.run(config, str(tmp_path / "run"), progress=False)
+    report = noisy_student.run(config, str(tmp_path / "run"), progress=False)
     _check(report, 3)
     assert report["finetune"]["model"] == "efficientnet_l2"
     assert report["iterations"][0]["num_pseudo_labeled"] > 0
@@ -61,7 +61,7 @@ def test_imagenet_b7_to_l2_quick(imagenet_dir, tmp_path):
 def test_mixer_b16_quick(imagenet_dir, tmp_path):
     config = mixer_b16.get_config(
         f"quick,data_dir={imagenet_dir},unlabeled={imagenet_dir}/unl-*")
-    _check(loop.run(config, str(tmp_path / "run"), progress=False), 1)
+    _check(noisy_student.run(config, str(tmp_path / "run"), progress=False), 1)
 
 
 @pytest.mark.slow
@@ -69,7 +69,7 @@ def test_svhn_b0_quick_online(tmp_path):
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=200):
-        report = loop.run(svhn_b0.get_config("quick"), str(tmp_path / "run"),
+        report = noisy_student.run(svhn_b0.get_config("quick"), str(tmp_path / "run"),
                           progress=False)
     _check(report, 1)
     assert report["iterations"][0]["mode"] == "online"

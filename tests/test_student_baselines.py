@@ -1,6 +1,6 @@
 """Larger students get labeled-only baselines of their own architecture."""
 
-from noisy_student_tf import loop
+from noisy_student_tf.experiment import stages
 from noisy_student_tf.configs import fashion_mnist_demo
 
 
@@ -14,11 +14,11 @@ def test_one_baseline_per_new_architecture(monkeypatch, tmp_path):
         return {"eval": {"top1": width}, "model": stage.model.name,
                 "steps": stage.get("total_steps")}
 
-    monkeypatch.setattr(loop, "run_stage", fake_run_stage)
+    monkeypatch.setattr(stages, "train", fake_run_stage)
     teacher = {"top1": 0.5, "model": "efficientnet_b0"}
     report = {"teacher": teacher,
               "iterations": [{"student": {}} for _ in range(3)]}
-    loop.run_student_baselines(config, report, str(tmp_path), False)
+    stages.student_baselines(config, report, str(tmp_path), False)
     # iter1 (0.375) and iter2 (0.5) are new architectures; iter3 repeats
     # iter2's and shares its baseline.
     assert sorted(trained) == ["iter1/baseline", "iter2/baseline"]
@@ -37,10 +37,10 @@ def test_students_of_the_teachers_size_use_the_teacher(monkeypatch,
                                                       tmp_path):
     config = fashion_mnist_demo.get_config("quick")
     config.student_baselines = dict(enabled=True)
-    monkeypatch.setattr(loop, "run_stage", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(stages, "train", lambda *a, **k: 1 / 0)
     teacher = {"top1": 0.5}
     report = {"teacher": teacher, "iterations": [{}, {}]}
-    loop.run_student_baselines(config, report, str(tmp_path), False)
+    stages.student_baselines(config, report, str(tmp_path), False)
     assert [it["baseline"] for it in report["iterations"]] == [teacher] * 2
 
 
@@ -56,10 +56,10 @@ def test_a_teacher_file_is_no_baseline(monkeypatch, tmp_path):
         trained[name] = stage
         return {"eval": {"top1": 0.6}}
 
-    monkeypatch.setattr(loop, "run_stage", fake_run_stage)
+    monkeypatch.setattr(stages, "train", fake_run_stage)
     report = {"teacher": {"top1": 0.9, "from_file": True},
               "iterations": [{}, {}]}
-    loop.run_student_baselines(config, report, str(tmp_path), False)
+    stages.student_baselines(config, report, str(tmp_path), False)
     assert sorted(trained) == ["iter1/baseline"]
     assert "path" not in trained["iter1/baseline"]
     assert [it["baseline"]["top1"] for it in report["iterations"]] == [

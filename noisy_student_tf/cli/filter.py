@@ -23,16 +23,15 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    import os
-
-    from noisy_student_tf import loop
+    from noisy_student_tf.experiment import stages
+    from noisy_student_tf.experiment import workdir
 
     config = script_utils.apply_runtime_flags(_CONFIG.value)
     script_utils.apply_engine_flags(config, _ENGINE_FLAGS)
     indices = [int(i) for i in _SHARD_INDEX.value] if _SHARD_INDEX.value \
         else None
-    stats = loop.filter_iteration(
-        config, os.path.join(_WORKDIR.value, f"iter{_ITERATION.value}"),
+    stats = stages.filter_labels(
+        config, workdir.iteration_dir(_WORKDIR.value, _ITERATION.value),
         shard_indices=indices)
     print(f"kept {stats['num_records']} pseudo-labeled records of "
           f"{stats['num_predictions']} predictions; per class "

@@ -19,11 +19,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    from noisy_student_tf import stages
+    from noisy_student_tf.experiment import stages
 
     config = script_utils.apply_runtime_flags(_CONFIG.value)
-    result = stages.train_named_stage(config, _WORKDIR.value, "finetune",
-                                      progress=not _NO_PROGRESS.value)
+    result = stages.train_named(config, _WORKDIR.value, "finetune",
+                                progress=not _NO_PROGRESS.value)
     print(f"finetune: top-1 {result['eval'].get('top1')} "
           f"model {result['model_path']}")
 

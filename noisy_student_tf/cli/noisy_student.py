@@ -22,10 +22,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    from noisy_student_tf import loop
+    from noisy_student_tf.experiment import noisy_student
 
     config = script_utils.apply_runtime_flags(_CONFIG.value)
-    loop.run(config, _WORKDIR.value, progress=not _NO_PROGRESS.value)
+    noisy_student.run(config, _WORKDIR.value, progress=not _NO_PROGRESS.value)
 
 
 def run():

@@ -28,9 +28,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    import os
-
-    from noisy_student_tf import loop
+    from noisy_student_tf.experiment import stages
+    from noisy_student_tf.experiment import workdir
 
     config = script_utils.apply_runtime_flags(_CONFIG.value)
     script_utils.apply_engine_flags(config, _ENGINE_FLAGS)
@@ -43,11 +42,11 @@ def main(argv):
         if bad:
             raise ValueError(f"shard_index {bad} not in [0, "
                              f"{config.labeling.num_shards})")
-    result, stage = loop.teacher_of_iteration(config, _WORKDIR.value,
-                                              _ITERATION.value)
-    summary = loop.label_iteration(
+    result, stage = stages.teacher_of_iteration(config, _WORKDIR.value,
+                                                _ITERATION.value)
+    summary = stages.label(
         config, result, stage,
-        os.path.join(_WORKDIR.value, f"iter{_ITERATION.value}"),
+        workdir.iteration_dir(_WORKDIR.value, _ITERATION.value),
         shard_indices=indices, progress=not _NO_PROGRESS.value)
     print(f"labeled {summary['num_records']} images "
           f"({summary.get('shards_labeled')} shards now, "

@@ -31,11 +31,13 @@ import os
 import shutil
 
 from noisy_student_tf import io_utils
-from noisy_student_tf import loop
 from noisy_student_tf import models
 from noisy_student_tf.configs import common
 from noisy_student_tf.data import preprocess
+from noisy_student_tf.experiment import noisy_student
 from noisy_student_tf.experiment import report
+from noisy_student_tf.experiment import stage_configs
+from noisy_student_tf.experiment import workdir as workdir_lib
 
 # Ops that only add noise: a student without them sees the clean view.
 NOISE_OPS = frozenset({"flip_lr", "pad_crop", "cutout", "randaug"})
@@ -128,13 +130,13 @@ def variant_config(config, name, iterations=None):
     if name not in VARIANTS:
         raise ValueError(f"unknown ablation variant {name!r}; valid: "
                          f"{', '.join(VARIANTS)}")
-    students = loop.students_of(config)
+    students = stage_configs.students_of(config)
     if not students:
         raise ValueError("an ablation needs a config with students")
     if iterations is not None and not 1 <= iterations <= len(students):
         raise ValueError(f"iterations={iterations}: the config has "
                          f"{len(students)} students")
-    c = loop.load_config(config.to_dict())
+    c = workdir_lib.load_config(config.to_dict())
     keys = list(c.students.keys())[:iterations or len(students)]
     c.students = {key: c.students[key].to_dict() for key in keys}
     edit_student, edit_config, _ = VARIANTS[name]
@@ -164,8 +166,8 @@ def shared_stages(config):
     teacher = common.stage_config(config, config.teacher).to_dict()
     stages = [("teacher", _key(teacher))]
     inputs = [teacher]
-    first = loop.students_of(config)[0]
-    if first.get("mode", "offline") == "offline":
+    first = stage_configs.students_of(config)[0]
+    if stage_configs.mode_of(first) == "offline":
         labels = [teacher, config.labeling.to_dict(),
                   config.data.unlabeled.to_dict()]
         inputs = labels + [config.filter.to_dict()]
@@ -210,7 +212,7 @@ def finished_stages(run_dir):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: --reuse takes the "
                                 "workdir of a scripts/noisy_student.py run")
-    config = loop.load_config(io_utils.read_json(path))
+    config = workdir_lib.load_config(io_utils.read_json(path))
     return {key: run_dir for stage, key in shared_stages(config)
             if io_utils.stage_done(os.path.join(run_dir, stage))}
 
@@ -244,8 +246,8 @@ def run_ablation(config, workdir, variants=DEFAULT_VARIANTS, iterations=1,
             if key in finished:
                 copy_stage(os.path.join(finished[key], path),
                            os.path.join(variant_dir, path))
-        loop.log(f"ablation variant {name}: {VARIANTS[name][2]}")
-        reports[name] = loop.run(variant, variant_dir, progress)
+        workdir_lib.log(f"ablation variant {name}: {VARIANTS[name][2]}")
+        reports[name] = noisy_student.run(variant, variant_dir, progress)
         for path, key in stages:
             finished.setdefault(key, variant_dir)
     return report.write_ablation(

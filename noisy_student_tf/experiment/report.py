@@ -15,6 +15,51 @@ import matplotlib.pyplot as plt  # noqa: E402
 from noisy_student_tf import io_utils  # noqa: E402
 
 
+def stage_summary(result):
+    """A stage's row in report.json: test top-1/top-5, its model and
+    steps, from the stage's `result.json`."""
+    evaluation = result.get("eval", {})
+    return {"top1": evaluation.get("top1"), "top5": evaluation.get("top5"),
+            "model": result.get("model"), "steps": result.get("steps"),
+            "train_seconds": result.get("train_seconds"),
+            "model_path": result.get("model_path"),
+            **({"from_file": True} if result.get("from_file") else {})}
+
+
+def new_report(config, teacher_result):
+    """The report of a run so far: the teacher, no iterations yet, class
+    names and what the accuracies are measured on."""
+    report = {"teacher": stage_summary(teacher_result), "iterations": []}
+    if config.get("class_names"):
+        report["class_names"] = list(config.class_names)
+    if config.data.get("eval") and config.data.eval.get("note"):
+        report["eval_data"] = config.data.eval.note
+    return report
+
+
+def iteration_row(result, labels, filtered, mode):
+    """One iteration's entry: its student and its pseudo labels (`labels`
+    and `filtered` are the labeling and filter summaries; empty online)."""
+    return {
+        "student": stage_summary(result),
+        "num_pseudo_labeled": filtered.get("num_records"),
+        "num_labeled_by_teacher": labels.get("num_records"),
+        "skipped_corrupt": labels.get("skipped_corrupt"),
+        "pseudo_label_accuracy": labels.get("accuracy_vs_true_labels"),
+        "mode": mode,
+    }
+
+
+def finish_report(config, report, workdir):
+    """Adds provenance (a report committed under results/ names its code
+    and carries its resolved config) and the gains, then writes it."""
+    report.update(name=config.get("name"), commit=io_utils.source_commit(),
+                  config=config.to_dict())
+    add_gains(report)
+    write_report(config, report, workdir)
+    return report
+
+
 def stage_rows(report):
     """(name, summary) of every model of a run, in report.md's order."""
     result = [("teacher", report["teacher"])]

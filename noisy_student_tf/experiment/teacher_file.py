@@ -20,9 +20,9 @@ from noisy_student_tf import io_utils
 from noisy_student_tf.data import diagnose
 from noisy_student_tf.data import pipeline
 from noisy_student_tf.data import sources
+from noisy_student_tf.experiment import workdir
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import evaluate as evaluate_lib
-from noisy_student_tf.training import trainer
 
 
 def check_fits(model, stage, path):
@@ -92,13 +92,13 @@ def run(stage, stage_dir):
       ValueError: wrong class count or input shape.
     """
     if io_utils.stage_done(stage_dir):
-        trainer.log("teacher: complete (from file), skipped")
+        workdir.log("teacher: complete (from file), skipped")
         return io_utils.read_stage_result(stage_dir)
     path = os.path.abspath(stage.path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"teacher file {stage.path} does not exist "
                                 "(teacher.path / teacher=)")
-    trainer.log(f"teacher: from file {path}, no training")
+    workdir.log(f"teacher: from file {path}, no training")
     model = checkpoints.load_model(path)
     evaluation = evaluate_file(model, stage, path)
     io_utils.ensure_writable_dir(stage_dir)
@@ -108,6 +108,6 @@ def run(stage, stage_dir):
               "model": f"{model.name} ({os.path.basename(path)})",
               "model_path": path, "from_file": path}
     io_utils.mark_stage_done(stage_dir, result)
-    trainer.log(f"teacher: top-1 {evaluation['top1']:.4f} on "
+    workdir.log(f"teacher: top-1 {evaluation['top1']:.4f} on "
                 f"{evaluation['num_examples']} eval images")
     return result

@@ -295,13 +295,17 @@ def generate_pseudo_labels(teacher_path, source_config, pp_string,
                          (source_config, pp_string), output_dir, index,
                          num_shards, has_true_labels)
             bar.update(done)
-    return _summary(output_dir, indices, num_shards, len(todo),
-                    time.time() - start, has_true_labels)
+    return summarize_shards(output_dir, num_shards, has_true_labels,
+                            indices, len(todo), time.time() - start)
 
 
-def _summary(output_dir, indices, num_shards, labeled, seconds,
-             has_true_labels):
-    """generate_pseudo_labels' summary from the shards' info files."""
+def summarize_shards(output_dir, num_shards, has_true_labels=False,
+                     indices=None, labeled=0, seconds=0.0):
+    """generate_pseudo_labels' summary from the shards' info files (of
+    `indices`, default all): what a multi-host run's last host records."""
+    if indices is None:
+        indices = range(num_shards)
+    indices = list(indices)
     infos = [tfrecord_io.read_info(output_dir, tfrecord_io.PREDICTIONS, i,
                                    num_shards) for i in indices]
     records = sum(info["num_records"] for info in infos)

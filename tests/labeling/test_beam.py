@@ -187,18 +187,18 @@ def test_missing_package_is_one_line(monkeypatch):
 
 
 def test_driver_picks_the_engine_from_the_config():
-    from noisy_student_tf import loop
+    from noisy_student_tf.experiment import stages
 
     config = ml_collections.ConfigDict(dict(labeling=dict(
         engine="beam", beam_options="--direct_num_workers=2")))
-    label = loop.labeling_engine(config, "generate_pseudo_labels")
+    label = stages.labeling_engine(config, "generate_pseudo_labels")
     assert label.func is beam_engine.generate_pseudo_labels
     assert label.keywords == {"beam_options": "--direct_num_workers=2"}
-    assert loop.labeling_engine(config, "filter_and_balance").func is \
+    assert stages.labeling_engine(config, "filter_and_balance").func is \
         beam_filter.filter_and_balance
     config.labeling.engine = "local"
-    assert loop.labeling_engine(config, "filter_and_balance") is \
+    assert stages.labeling_engine(config, "filter_and_balance") is \
         select.filter_and_balance
     config.labeling.engine = "spark"
     with pytest.raises(ValueError, match="'local' or 'beam', got 'spark'"):
-        loop.labeling_engine(config, "generate_pseudo_labels")
+        stages.labeling_engine(config, "generate_pseudo_labels")

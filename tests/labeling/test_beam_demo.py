@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from noisy_student_tf import io_utils
-from noisy_student_tf import loop
+from noisy_student_tf.experiment import stages
 from noisy_student_tf.configs import common
 from noisy_student_tf.configs import fashion_mnist_demo
 from tests import testing
@@ -50,9 +50,9 @@ def test_quick_demo_labels_and_filters_the_same_with_beam(tmp_path):
     config = fashion_mnist_demo.get_config("quick")
     local, beam = tmp_path / "local", tmp_path / "beam"
     teacher, teacher_stage = _teacher_stage(config, local)
-    _, labels, filtered = loop.pseudo_label(
-        config, teacher, teacher_stage, str(local / "iter1"),
-        progress=False)
+    labels = stages.label(config, teacher, teacher_stage,
+                          str(local / "iter1"), progress=False)
+    filtered = stages.filter_labels(config, str(local / "iter1"))
     # The beam workdir shares the teacher (its result names the model file
     # by absolute path).
     shutil.copytree(local / "teacher", beam / "teacher")
@@ -64,7 +64,7 @@ def test_quick_demo_labels_and_filters_the_same_with_beam(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     config.labeling.engine = "beam"
     config.labeling.beam_options = TWO_WORKERS
-    loop.filter_iteration(config, str(beam / "iter1"))
+    stages.filter_labels(config, str(beam / "iter1"))
     beam_labels = json.loads((beam / "iter1" / "labels" /
                               "result.json").read_text())
     beam_filtered = json.loads((beam / "iter1" / "filter" /
