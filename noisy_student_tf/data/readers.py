@@ -64,14 +64,46 @@ def shard_files(files, shard):
 
 
 def _check_label(record, num_classes, where):
+    """Asserts labels in [0, num_classes); `where` names the file(s).
+
+    Works on one record or a batch (then `where` holds each record's file
+    and the message names the first bad one).
+    """
     if num_classes is None:
         return record
     label = record["label"]
+    ok = tf.logical_and(label >= 0, label < num_classes)
+    if label.shape.rank:
+        where = tf.boolean_mask(where, ~ok)[:1]
+        label = tf.boolean_mask(label, ~ok)[:1]
     tf.debugging.Assert(
-        tf.logical_and(label >= 0, label < num_classes),
+        tf.reduce_all(ok),
         [f"label outside [0, {num_classes}) in", where, "label:", label],
         name="label_range")
     return record
+
+
+def _parse(ds, parse, batch_size):
+    """`ds.map(parse)`, or with one parse op per `batch_size` records.
+
+    Batched, `parse` gets a batch of elements (a leading dimension on each
+    part) and returns a batch of records, which are then unbatched: the
+    same records in the same order, with one `tf.io.parse_example` per
+    batch instead of a `parse_single_example` and a map call per record.
+
+    A record that fails to parse or to check fails its whole batch (the
+    same kind of error; `diagnose` names the record). Use batches where
+    such an error stops the run, not under an `ignore_errors` meant to
+    drop single records: labeling qualifies, since with `skip_corrupt` it
+    counts each shard by reading every record first. Corrupt images are
+    unaffected: they fail when decoded, per image, in the pp map.
+    """
+    if not batch_size:
+        return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE,
+                      deterministic=True)
+    ds = ds.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE,
+                                  deterministic=True)
+    return ds.unbatch()
 
 
 def _records_with_ids(files, file_indices, make_dataset):
@@ -92,7 +124,8 @@ def _records_with_ids(files, file_indices, make_dataset):
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def tfrecord_source(pattern, label_offset=0, num_classes=None, shard=None):
+def tfrecord_source(pattern, label_offset=0, num_classes=None, shard=None,
+                    parse_batch_size=None):
     """ImageNet-style shards (`image/encoded`, `image/class/label`).
 
     Args:
@@ -102,6 +135,8 @@ def tfrecord_source(pattern, label_offset=0, num_classes=None, shard=None):
       num_classes: when given, a label outside [0, num_classes) stops the
         pipeline with an error naming the file.
       shard: optional (index, count).
+      parse_batch_size: parse this many records at a time (see `_parse`
+        for what a bad record then does); None: one by one.
     """
     all_files = list_files(pattern)
     files, record_shard = shard_files(all_files, shard)
@@ -114,21 +149,24 @@ def tfrecord_source(pattern, label_offset=0, num_classes=None, shard=None):
         record["id"] = record_id
         return _check_label(record, num_classes, path)
 
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True)
+    ds = _parse(ds, parse, parse_batch_size)
     if record_shard:
         ds = ds.shard(record_shard[1], record_shard[0])
     return ds
 
 
-def pseudo_label_source(pattern, num_classes, shard=None):
-    """Filtered pseudo-label shards (noisystudent `filter_unlabel.py` keys)."""
+def pseudo_label_source(pattern, num_classes, shard=None,
+                        parse_batch_size=None):
+    """Filtered pseudo-label shards (noisystudent `filter_unlabel.py` keys).
+
+    `parse_batch_size` as in `tfrecord_source`.
+    """
     files, record_shard = shard_files(list_files(pattern), shard)
     ds = tf.data.Dataset.from_tensor_slices(files).interleave(
         tf.data.TFRecordDataset, cycle_length=min(16, len(files)),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.map(lambda s: features.parse_pseudo_label(s, num_classes),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = _parse(ds, lambda s: features.parse_pseudo_label(s, num_classes),
+                parse_batch_size)
     if record_shard:
         ds = ds.shard(record_shard[1], record_shard[0])
     return ds
@@ -233,13 +271,15 @@ def tfds_source(name, split, data_dir=None, image_key="image",
 
 
 
-def read_kind(config, shard=None):
+def read_kind(config, shard=None, parse_batch_size=None):
     """The raw records of the source kind a config names (no select/limit).
 
     Args:
       config: ConfigDict with `kind` (one of KINDS) and its fields (see
         `sources.make_source`).
       shard: optional (index, count).
+      parse_batch_size: TFRecord kinds parse this many records at a time
+        (see `tfrecord_source`); other kinds ignore it.
 
     Returns:
       A deterministic `tf.data.Dataset` of raw record dicts.
@@ -259,12 +299,14 @@ def read_kind(config, shard=None):
     if kind == "tfrecord":
         return tfrecord_source(config.pattern,
                                label_offset=config.get("label_offset", 0),
-                               num_classes=num_classes, shard=shard)
+                               num_classes=num_classes, shard=shard,
+                               parse_batch_size=parse_batch_size)
     if kind == "folder":
         return folder_source(config.root, num_classes=num_classes,
                              shard=shard)
     if kind == "files":
         return image_files.files_source(config.pattern, shard=shard)
     if kind == "pseudo_labels":
-        return pseudo_label_source(config.pattern, num_classes, shard=shard)
+        return pseudo_label_source(config.pattern, num_classes, shard=shard,
+                                   parse_batch_size=parse_batch_size)
     raise ValueError(f"Unknown source kind {kind!r}; valid: {KINDS}")

@@ -83,7 +83,7 @@ def _source_labels_and_ids(config):
     return np.concatenate(labels), np.concatenate(ids)
 
 
-def make_source(config, shard=None):
+def make_source(config, shard=None, parse_batch_size=None):
     """Builds the source a config describes.
 
     Args:
@@ -98,23 +98,25 @@ def make_source(config, shard=None):
         hold out a share of each class (part labeled or validation),
         and `limit` to keep only the first N records.
       shard: optional (index, count) for parallel labeling.
+      parse_batch_size: TFRecord kinds parse this many records at a time
+        (labeling; see `readers.tfrecord_source`); None: one by one.
 
     Returns:
       A deterministic `tf.data.Dataset` of raw record dicts.
     """
     limit = config.get("limit")
     if not limit:
-        return _make_selected(config, shard)
+        return _make_selected(config, shard, parse_batch_size)
     # `limit` keeps the first N records of the whole source (quick runs,
     # tests), then shards them record by record.
-    ds = _make_selected(config, None).take(limit)
+    ds = _make_selected(config, None, parse_batch_size).take(limit)
     return ds.shard(shard[1], shard[0]) if shard else ds
 
 
-def _make_selected(config, shard):
+def _make_selected(config, shard, parse_batch_size):
     select = config.get("select")
     if not select:
-        return readers.read_kind(config, shard)
+        return readers.read_kind(config, shard, parse_batch_size)
     part = select.get("part", "labeled")
     if part not in ("labeled", "validation", "unlabeled"):
         raise ValueError(f"select.part must be labeled, validation or "
@@ -133,7 +135,7 @@ def _make_selected(config, shard):
         tf.lookup.KeyValueTensorInitializer(
             tf.constant(ids[positions]),
             tf.ones(len(positions), tf.int64)), default_value=0)
-    ds = readers.read_kind(config, shard)
+    ds = readers.read_kind(config, shard, parse_batch_size)
     return ds.filter(lambda r: table.lookup(r["id"]) > 0)
 
 

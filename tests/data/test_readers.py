@@ -9,6 +9,8 @@ import tensorflow_datasets as tfds
 
 from noisy_student_tf.data import errors
 from noisy_student_tf.data import fashion_mnist
+from noisy_student_tf.data import features
+from noisy_student_tf.data import pipeline
 from noisy_student_tf.data import readers
 from tests.data import records
 
@@ -188,3 +190,70 @@ def test_folder_errors(tmp_path):
     with pytest.raises(errors.DataError, match="2 class folders.*=10"):
         readers.read_kind(_config(kind="folder", root=str(tmp_path),
                                   num_classes=10))
+
+
+# === Batched parsing (labeling) ===
+
+
+def _records(ds):
+    return [(int(r["id"]), r["image"], int(r["label"]))
+            for r in ds.as_numpy_iterator()]
+
+
+@pytest.mark.parametrize("shard", [None, (1, 2), (0, 4)])
+def test_batched_parse_yields_the_per_record_records(tmp_path, shard):
+    # 12 records in batches of 5: the last batch is partial. Four shards
+    # of three files shard record by record, fewer than four file-wise.
+    records.write_labeled_shards(tmp_path, [5, 3, 4])
+    pattern = str(tmp_path / "train-*")
+    one_by_one = _records(readers.tfrecord_source(
+        pattern, num_classes=10, shard=shard))
+    batched = _records(readers.tfrecord_source(
+        pattern, num_classes=10, shard=shard, parse_batch_size=5))
+    assert batched == one_by_one and one_by_one
+
+
+def test_batched_pseudo_label_parse_is_exact(tmp_path):
+    records.write_pseudo_label_shards(tmp_path, [4, 3])
+    pattern = str(tmp_path / "train-*")
+    one_by_one = list(readers.pseudo_label_source(
+        pattern, 10).as_numpy_iterator())
+    batched = list(readers.pseudo_label_source(
+        pattern, 10, parse_batch_size=4).as_numpy_iterator())
+    assert len(batched) == len(one_by_one) == 7
+    for got, want in zip(batched, one_by_one):
+        assert sorted(got) == sorted(want)
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_batched_parse_with_skip_corrupt_drops_only_the_bad_image(tmp_path):
+    written = records.write_labeled_shards(tmp_path, [6, 5])
+    path, images, labels = written[1]
+    kept = [r.numpy() for r in tf.data.TFRecordDataset(path)]
+    kept[2] = features.labeled_example(images[2][:60], labels[2])
+    with tf.io.TFRecordWriter(path) as writer:
+        for serialized in kept:
+            writer.write(serialized)
+    pattern = str(tmp_path / "train-*")
+
+    def labeled_ids(parse_batch_size):
+        source = readers.tfrecord_source(
+            pattern, num_classes=10, parse_batch_size=parse_batch_size)
+        ds = pipeline.make_eval_dataset(source, "decode", 4,
+                                        skip_corrupt=True)
+        return [int(i) for batch in ds.as_numpy_iterator()
+                for i in batch["id"]]
+
+    one_by_one = labeled_ids(None)
+    assert len(one_by_one) == 10 and (1 << 32 | 2) not in one_by_one
+    assert labeled_ids(4) == one_by_one
+
+
+def test_batched_parse_names_an_out_of_range_label(tmp_path):
+    records.write_labeled_shards(tmp_path, [4, 4], labels={(1, 3): 12})
+    ds = readers.tfrecord_source(str(tmp_path / "train-*"), num_classes=10,
+                                 parse_batch_size=3)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"label outside \[0, 10\) in.*train-00001"):
+        list(ds.as_numpy_iterator())
