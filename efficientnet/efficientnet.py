@@ -2,7 +2,7 @@
 
 The model returns logits. Input normalisation lives in the preprocessing
 string, not in the model, so one definition serves train, eval and serving
-(see `noisy_student_tf/data/ops.py`).
+(see `noisy_student_tf/data/value_ops.py`).
 """
 
 import math

@@ -2,7 +2,7 @@
 
 The model returns logits. Input normalisation ([-1, 1] in the reference)
 lives in the preprocessing string, not in the model, so one definition
-serves train, eval and serving (see `noisy_student_tf/data/ops.py`).
+serves train, eval and serving (see `noisy_student_tf/data/value_ops.py`).
 
 Layer names are stable endpoints: `stem`, `tokens`, `block_0` ...
 `block_{N-1}`, `pre_head_layer_norm`, `avg_pool`, `head`.

@@ -39,7 +39,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from noisy_student_tf.data import sources
+from noisy_student_tf.data import readers
 from noisy_student_tf.labeling import predict
 from noisy_student_tf.training import trainer
 from tests import testing
@@ -241,7 +241,7 @@ def check_iteration(workdir, reference, iteration, exact):
         _shard_names("train")
     stats = _read(filtered / "stats.json")
     assert _read(filtered / "result.json") == stats
-    records = sources.pseudo_label_source(
+    records = readers.pseudo_label_source(
         str(data / "train-?????-of-?????"), 10)
     kept = [(int(r["id"]), int(r["label"]))
             for r in records.as_numpy_iterator()]
@@ -260,7 +260,7 @@ def check_iteration(workdir, reference, iteration, exact):
                                        atol=1e-6)
         assert stats == _read(reference / f"iter{iteration}" / "filter" /
                               "stats.json")
-        ref_kept = sources.pseudo_label_source(
+        ref_kept = readers.pseudo_label_source(
             str(reference / f"iter{iteration}" / "filter" / "data" /
                 "train-?????-of-?????"), 10)
         assert sorted(kept) == sorted(

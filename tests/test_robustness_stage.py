@@ -14,7 +14,7 @@ from noisy_student_tf import robustness
 from noisy_student_tf import robustness_data
 from noisy_student_tf import robustness_stage
 from noisy_student_tf.configs import fashion_mnist_demo
-from noisy_student_tf.data import ops
+from noisy_student_tf.data import value_ops
 from noisy_student_tf.robustness import datasets
 from noisy_student_tf.robustness import metrics
 from noisy_student_tf.training import checkpoints
@@ -72,7 +72,7 @@ def test_logits_fn_is_model_of_normalized_pixels_with_gradients():
     assert pixels.dtype == np.uint8 and pixels.shape == (3, 32, 32, 1)
     np.testing.assert_array_equal(pixels[:, 2:30, 2:30], raw)
     x = tf.constant(pixels, tf.float32)
-    normalize = ops.normalize("fashion_mnist")
+    normalize = value_ops.normalize("fashion_mnist")
     expected = model(np.stack([normalize({"image": p})["image"]
                                for p in pixels]), training=False)
     with tf.GradientTape() as tape:

@@ -66,10 +66,10 @@ def one_line(error):
     import tensorflow as tf
 
     if isinstance(error, tf.errors.OpError):
-        from noisy_student_tf.data import diagnose
+        from noisy_student_tf.data import errors
 
         # Drops TF's "{{function_node ...}}", "[[node]]" and "[Op:...]".
-        return diagnose.informative_line(error)
+        return errors.informative_line(error)
     lines = [line.strip() for line in str(error).splitlines()
              if line.strip()]
     if lines and lines[0] == "in user code:":

@@ -105,9 +105,10 @@ def class_folders(root):
     """Sorted class folder names of a labeled tree (errors on one line)."""
     import tensorflow as tf
 
+    from noisy_student_tf.data import readers
     from noisy_student_tf.data import sources
 
-    _, labels = sources.list_folder(root)  # checks root, classes, images
+    _, labels = readers.list_folder(root)  # checks root, classes, images
     names = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(root)
                    if tf.io.gfile.isdir(f"{root}/{name}"))
     empty = [name for label, name in enumerate(names)

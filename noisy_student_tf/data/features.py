@@ -162,18 +162,13 @@ def prediction_spec(num_classes):
     }
 
 
-def parse_labeled(serialized, label_offset=0):
-    """Record -> {"image": bytes, "label": int64 (0-based)}."""
-    parsed = tf.io.parse_single_example(serialized, labeled_spec())
+def _labeled_record(parsed, label_offset):
     label = parsed[CLASS_LABEL]
     return {"image": parsed[IMAGE],
             "label": tf.where(label >= 0, label - label_offset, label)}
 
 
-def parse_pseudo_label(serialized, num_classes):
-    """Record -> {"image", "label", "probabilities", "prob", "id"}."""
-    parsed = tf.io.parse_single_example(
-        serialized, pseudo_label_spec(num_classes))
+def _pseudo_label_record(parsed):
     return {
         "image": parsed[IMAGE],
         "label": parsed[LABEL],
@@ -181,6 +176,30 @@ def parse_pseudo_label(serialized, num_classes):
         "prob": parsed[PROB],
         "id": parsed[ID],
     }
+
+
+def parse_labeled(serialized, label_offset=0):
+    """Record -> {"image": bytes, "label": int64 (0-based)}.
+
+    A string [B] of records parses to the same entries with a leading
+    batch dimension (`tf.io.parse_example`): one op for the whole batch.
+    """
+    serialized = tf.convert_to_tensor(serialized, tf.string)
+    parse = (tf.io.parse_single_example if serialized.shape.rank == 0
+             else tf.io.parse_example)
+    return _labeled_record(parse(serialized, labeled_spec()), label_offset)
+
+
+def parse_pseudo_label(serialized, num_classes):
+    """Record -> {"image", "label", "probabilities", "prob", "id"}.
+
+    Batched like `parse_labeled` for a string [B] of records.
+    """
+    serialized = tf.convert_to_tensor(serialized, tf.string)
+    parse = (tf.io.parse_single_example if serialized.shape.rank == 0
+             else tf.io.parse_example)
+    return _pseudo_label_record(
+        parse(serialized, pseudo_label_spec(num_classes)))
 
 
 def parse_prediction(serialized, num_classes):

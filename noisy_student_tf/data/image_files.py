@@ -24,6 +24,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from noisy_student_tf.data import errors
+
 # Formats TF's decoders read (tf.io.decode_image); matched case-insensitively.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -55,14 +57,12 @@ def list_image_files(spec, extensions=IMAGE_EXTENSIONS):
       The sorted, de-duplicated list of image file paths.
 
     Raises:
-      DataError: nothing given, or no image file found.
+      errors.DataError: nothing given, or no image file found.
     """
-    from noisy_student_tf.data.sources import DataError
-
     files = []
     parts = [part for part in str(spec or "").split(";") if part]
     if not parts:
-        raise DataError("no image directory or glob given")
+        raise errors.DataError("no image directory or glob given")
     for part in parts:
         if tf.io.gfile.isdir(part):
             files += _walk(part, extensions)
@@ -76,7 +76,7 @@ def list_image_files(spec, extensions=IMAGE_EXTENSIONS):
             elif is_image_name(path, extensions):
                 files.append(path)
     if not files:
-        raise DataError(
+        raise errors.DataError(
             f"no image files ({', '.join(extensions)}, any case) in "
             f"{spec!r}")
     return sorted(set(files))
@@ -142,20 +142,19 @@ def holdout_split(labels, fraction, seed=0):
       dict "labeled" / "validation" -> sorted int64 positions.
 
     Raises:
-      DataError: a bad fraction, or a class with fewer than 2 images.
+      errors.DataError: a bad fraction, or a class with fewer than 2
+        images.
     """
-    from noisy_student_tf.data.sources import DataError
-
     if not 0 < fraction < 1:
-        raise DataError(f"holdout_fraction must be in (0, 1), got "
-                        f"{fraction}")
+        raise errors.DataError(
+            f"holdout_fraction must be in (0, 1), got {fraction}")
     labels = np.asarray(labels)
     rng = np.random.RandomState(seed)
     parts = {"labeled": [], "validation": []}
     for cls in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == cls))
         if len(members) < 2:
-            raise DataError(
+            raise errors.DataError(
                 f"class {cls} has {len(members)} image(s): too few to hold "
                 "out a validation split; give an eval folder instead")
         held = min(len(members) - 1,

@@ -18,7 +18,9 @@ import inspect
 
 # The one place that says which modules define built-in ops.
 _BUILTIN_OP_MODULES = (
-    "noisy_student_tf.data.ops",
+    "noisy_student_tf.data.decode_ops",
+    "noisy_student_tf.data.geometry_ops",
+    "noisy_student_tf.data.value_ops",
     "noisy_student_tf.data.randaugment",
 )
 

@@ -22,7 +22,7 @@ from benchmarks import timing
 from noisy_student_tf import models
 from noisy_student_tf.configs import common
 from noisy_student_tf.data import pipeline
-from noisy_student_tf.data import sources
+from noisy_student_tf.data import readers
 from noisy_student_tf.training import objectives
 from noisy_student_tf.training import optimizers
 from noisy_student_tf.training import trainer as trainer_lib
@@ -233,7 +233,7 @@ class InMemoryObjective(objectives.SupervisedObjective):
 
     def make_dataset(self, input_context, seed):
         return pipeline.make_train_dataset(
-            sources.array_source(self.images, self.labels),
+            readers.array_source(self.images, self.labels),
             self.config.pp.labeled, self.micro_batch_size(), seed=seed,
             cache=True, input_context=input_context)
 

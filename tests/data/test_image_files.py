@@ -8,6 +8,7 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
+from noisy_student_tf.data import errors
 from noisy_student_tf.data import image_files
 from noisy_student_tf.data import preprocess
 from noisy_student_tf.data import sources
@@ -46,9 +47,9 @@ def test_globs_separated_by_semicolons(tree):
 
 def test_no_images_is_one_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(sources.DataError, match="no image files"):
+    with pytest.raises(errors.DataError, match="no image files"):
         image_files.list_image_files(str(tmp_path))
-    with pytest.raises(sources.DataError, match="no image files"):
+    with pytest.raises(errors.DataError, match="no image files"):
         image_files.list_image_files(str(tmp_path / "*.jpg"))
 
 
@@ -133,7 +134,7 @@ def test_holdout_split_is_per_class_disjoint_and_seeded():
     np.testing.assert_array_equal(held, [2, 1, 1])
     again = image_files.holdout_split(labels, 0.25, seed=0)
     np.testing.assert_array_equal(again["validation"], parts["validation"])
-    with pytest.raises(sources.DataError, match="class 1 has 1 image"):
+    with pytest.raises(errors.DataError, match="class 1 has 1 image"):
         image_files.holdout_split([0, 0, 1], 0.5)
 
 

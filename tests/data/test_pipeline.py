@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from noisy_student_tf.data import pipeline
-from noisy_student_tf.data import sources
+from noisy_student_tf.data import readers
 from tests.data import records
 
 LABELED_PP = 'decode|resize(24)|flip_lr|keep("image", "label", "id")'
@@ -18,7 +18,7 @@ EVAL_PP = 'decode|keep("image", "label", "id")'
 def _array_source(n, seed=0):
     rng = np.random.RandomState(seed)
     images = rng.randint(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-    return sources.array_source(images, np.arange(n) % 10)
+    return readers.array_source(images, np.arange(n) % 10)
 
 
 def _context(k):
@@ -38,8 +38,8 @@ def shards(tmp_path_factory):
 
 def _mixed(shards, **kwargs):
     return pipeline.make_mixed_dataset(
-        sources.tfrecord_source(shards["labeled"]),
-        sources.pseudo_label_source(shards["unlabeled"], 10),
+        readers.tfrecord_source(shards["labeled"]),
+        readers.pseudo_label_source(shards["unlabeled"], 10),
         labeled_pp=LABELED_PP, unlabeled_pp=UNLABELED_PP,
         shuffle_buffer=64, **kwargs)
 
@@ -112,7 +112,7 @@ def _first_ids(seed, make):
 def test_seeded_shuffle_is_reproducible_and_seed_dependent(shards):
     def make(seed):
         return pipeline.make_train_dataset(
-            sources.tfrecord_source(shards["labeled"]), EVAL_PP, 8,
+            readers.tfrecord_source(shards["labeled"]), EVAL_PP, 8,
             seed=seed, shuffle_buffer=32, deterministic=True)
 
     first = _first_ids(0, make)
@@ -151,7 +151,7 @@ def test_eval_per_host_halves(shards):
     ids = []
     for k in range(2):
         ds = pipeline.make_eval_dataset(
-            sources.tfrecord_source(shards["labeled"]), EVAL_PP, 6,
+            readers.tfrecord_source(shards["labeled"]), EVAL_PP, 6,
             input_context=_context(k))
         sizes = [b["id"].shape[0] for b in ds]
         assert sizes == [3] * 5 + [1]  # 16 records, 3 per replica

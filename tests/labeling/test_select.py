@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from noisy_student_tf.data import features
+from noisy_student_tf.data import readers
 from noisy_student_tf.data import sources
 from noisy_student_tf.labeling import select
 from noisy_student_tf.labeling import tfrecord_io
@@ -102,7 +103,7 @@ def _filter_sixty(tmp_path, monkeypatch, num_shards=2, num_image=40,
                            probs[ids], ids)
     monkeypatch.setattr(
         sources, "make_source", lambda config, shard=None:
-        sources.array_source(images, labels, shard=shard))
+        readers.array_source(images, labels, shard=shard))
     stats = select.filter_and_balance(
         None, str(tmp_path / "labels"), str(tmp_path / "filter"),
         num_shards, classes, min_threshold=0.3, num_image=num_image,
@@ -173,7 +174,7 @@ def test_mismatched_source_and_predictions_are_refused(tmp_path,
                        np.full((4, 2), 0.5, np.float32), [0, 1, 7, 3])
     monkeypatch.setattr(
         sources, "make_source", lambda config, shard=None:
-        sources.array_source(images, np.zeros(4), shard=shard))
+        readers.array_source(images, np.zeros(4), shard=shard))
     with pytest.raises(sources.DataError, match="does not match"):
         select.filter_and_balance(
             None, str(tmp_path / "labels"), str(tmp_path / "f"), 1, 2,
