@@ -16,6 +16,14 @@ UPPER = ("noisy_student_tf.experiment", "noisy_student_tf.cli")
 # Optional extras (setup.py extras_require) and heavy single-use tools:
 # the only imports a library function may defer.
 OPTIONAL = ("apache_beam", "imagecorruptions", "PIL", "cv2")
+# Deliberate deferrals, each with its reason at the import: the NumPy-only
+# Fashion-MNIST reader (used by the corruption oracle) would otherwise pull
+# in tensorflow_datasets and TensorFlow (~4.5 s) for callers that need
+# neither.
+# efficientnet/ is backend-neutral Keras: its fused batch norm imports
+# TensorFlow only when running on the TensorFlow backend.
+DEFERRED = {("noisy_student_tf.data.fashion_mnist", "tensorflow_datasets"),
+            ("efficientnet.blocks", "tensorflow")}
 MAX_LINES = 400
 
 
@@ -136,7 +144,8 @@ def test_function_level_imports_only_for_optional_dependencies():
     deferred = [(name, target) for name, path in MODULES.items()
                 if not name.startswith(UPPER)
                 for target, local in _imports(name, path)
-                if local and not target.startswith(OPTIONAL)]
+                if local and not target.startswith(OPTIONAL)
+                and (name, target.split(".")[0]) not in DEFERRED]
     assert deferred == []
 
 

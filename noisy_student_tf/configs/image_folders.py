@@ -33,7 +33,13 @@ res/(res+32) for evaluation and labeling, ImageNet mean/std.
 
 import copy
 
+import tensorflow as tf
+
+from noisy_student_tf import models
 from noisy_student_tf.configs import common
+from noisy_student_tf.data import image_files
+from noisy_student_tf.data import readers
+from noisy_student_tf.data import sources
 
 TRAIN_PP = ('decode|inception_crop({size})|flip_lr|randaug(2, 9)|'
             'normalize("imagenet")')
@@ -47,9 +53,6 @@ def get_config(arg=None):
         arg, labeled="", unlabeled="", eval="", model="efficientnet_b0",
         image_size=0, teacher="", teacher_size=0, holdout=0.1,
         iterations=1, quick=False)
-    from noisy_student_tf import models
-    from noisy_student_tf.data import image_files
-
     if not arg.labeled or not arg.unlabeled:
         raise ValueError("image_folders needs labeled=DIR and "
                          "unlabeled=DIR_OR_GLOB")
@@ -103,11 +106,6 @@ def get_config(arg=None):
 
 def class_folders(root):
     """Sorted class folder names of a labeled tree (errors on one line)."""
-    import tensorflow as tf
-
-    from noisy_student_tf.data import readers
-    from noisy_student_tf.data import sources
-
     _, labels = readers.list_folder(root)  # checks root, classes, images
     names = sorted(name.rstrip("/") for name in tf.io.gfile.listdir(root)
                    if tf.io.gfile.isdir(f"{root}/{name}"))
@@ -120,8 +118,6 @@ def class_folders(root):
 
 
 def _check_same_classes(eval_root, classes, labeled_root):
-    from noisy_student_tf.data import sources
-
     found = class_folders(eval_root)
     if found != classes:
         missing = sorted(set(classes) - set(found))
