@@ -29,6 +29,7 @@ from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import distribute
 from noisy_student_tf.training import ema as ema_lib
 from noisy_student_tf.training import evaluate as evaluate_lib
+from noisy_student_tf.training import finetune
 from noisy_student_tf.training import objectives
 from noisy_student_tf.training import optimizers
 from noisy_student_tf.training import precision
@@ -104,7 +105,6 @@ class Trainer:
         config = self.config
         self.model = build_model(config.model, self.precision)
         if config.get("freeze_blocks", -1) >= 0:
-            from noisy_student_tf.training import finetune
             finetune.freeze_stem_and_blocks(self.model, config.freeze_blocks)
         optimizer, self.schedule = optimizers.make_optimizer(
             config, self.steps_per_epoch, self.total_steps,
