@@ -1,3 +1,5 @@
-"""The related-method experiment runner (`runner.py`). The methods
-themselves are objectives of the `Trainer`, in
-`noisy_student_tf/training/objectives/`."""
+"""The related-method experiment runner (KD, MEAL V2, MPL): `runner.py`.
+
+The methods themselves are objectives of the `Trainer`, in
+`noisy_student_tf/training/objectives/`.
+"""
