@@ -27,12 +27,12 @@ import ml_collections
 
 from noisy_student_tf import io_utils
 from noisy_student_tf import loop
-from noisy_student_tf import methods
 from noisy_student_tf.configs import common
 from noisy_student_tf.data import pipeline
 from noisy_student_tf.data import sources
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import evaluate as evaluate_lib
+from noisy_student_tf.training import objectives
 
 REPORT_FILE = "report.json"
 EXPERIMENT_KEYS = frozenset({
@@ -64,7 +64,7 @@ def run_method(config, workdir, progress=True):
     start = time.time()
     method = config.method
     # Unknown names and keys fail before any work.
-    methods.get_objective(method)
+    objectives.get(method)
     common.check_keys(config, EXPERIMENT_KEYS, "the experiment config")
     io_utils.ensure_writable_dir(workdir)
     io_utils.atomic_write_json(os.path.join(workdir, "config.json"),

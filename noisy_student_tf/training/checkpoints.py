@@ -12,6 +12,9 @@ import uuid
 import keras
 import tensorflow as tf
 
+# Importing the registry registers every model class for deserialising.
+from noisy_student_tf import models  # noqa: F401
+
 
 class CheckpointError(ValueError):
     """A checkpoint or model file does not fit the model being built."""
@@ -28,9 +31,6 @@ def save_model_atomic(model, path):
 
 def load_model(path):
     """Loads a `.keras` model written by a stage, with a clear error."""
-    # Importing the registry registers every model class for deserialising.
-    from noisy_student_tf import models  # noqa: F401
-
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"model file {path!r} does not exist")
     try:

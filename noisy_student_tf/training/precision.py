@@ -27,6 +27,8 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from noisy_student_tf import models
+
 MODES = ("none", "bf16", "fp16")
 _POLICIES = {"none": "float32", "bf16": "mixed_bfloat16",
              "fp16": "mixed_float16"}
@@ -109,8 +111,6 @@ def build_model(model_config, mode="none"):
       model_config: name, num_classes, image_size, channels, overrides.
       mode: a precision mode (legacy bools accepted).
     """
-    from noisy_student_tf import models
-
     size = model_config.get("image_size") or models.default_image_size(
         model_config.name)
     shape = (size, size, model_config.get("channels", 3))

@@ -1,10 +1,10 @@
 """The training loop: one custom loop on tf.distribute for every method.
 
 `train(config, workdir)` runs a supervised teacher, a Noisy Student student
-(offline or online) or, through an `Objective` from `methods/`, KD, MEAL V2
-or MPL. The loop owns what every method shares: strategy, model build and
-init, optimizer and schedule, EMA, checkpoints and resume, TensorBoard,
-progress, NaN guard, evaluation and the final model file.
+(offline or online) or, through an objective from `objectives/`, KD,
+MEAL V2 or MPL. The loop owns what every method shares: strategy, model
+build and init, optimizer and schedule, EMA, checkpoints and resume,
+TensorBoard, progress, NaN guard, evaluation and the final model file.
 
 Order of initialisation (big_vision's convention, written out):
 workdir checkpoint (resume) -> `config.model.init` (e.g. the teacher) ->
@@ -29,6 +29,7 @@ from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import distribute
 from noisy_student_tf.training import ema as ema_lib
 from noisy_student_tf.training import evaluate as evaluate_lib
+from noisy_student_tf.training import finetune
 from noisy_student_tf.training import objectives
 from noisy_student_tf.training import optimizers
 from noisy_student_tf.training import precision
@@ -104,7 +105,6 @@ class Trainer:
         config = self.config
         self.model = build_model(config.model, self.precision)
         if config.get("freeze_blocks", -1) >= 0:
-            from noisy_student_tf.training import finetune
             finetune.freeze_stem_and_blocks(self.model, config.freeze_blocks)
         optimizer, self.schedule = optimizers.make_optimizer(
             config, self.steps_per_epoch, self.total_steps,
@@ -364,7 +364,7 @@ class Trainer:
         return result
 
 
-# Kept here for callers (methods, tests) that build a stage's model.
+# Kept here for callers (tests) that build a stage's model.
 build_model = precision.build_model
 
 

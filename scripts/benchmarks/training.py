@@ -23,7 +23,7 @@ from noisy_student_tf import models
 from noisy_student_tf.configs import common
 from noisy_student_tf.data import pipeline
 from noisy_student_tf.data import readers
-from noisy_student_tf.training import objectives
+from noisy_student_tf.training.objectives import base as objectives_base
 from noisy_student_tf.training import optimizers
 from noisy_student_tf.training import trainer as trainer_lib
 
@@ -221,7 +221,7 @@ def student_row(mode, size):
     return next(r for r in rows if r["name"] == OURS_ROW)
 
 
-class InMemoryObjective(objectives.SupervisedObjective):
+class InMemoryObjective(objectives_base.SupervisedObjective):
     """Supervised objective over in-memory uint8 images (no files)."""
 
     def __init__(self, config, images, labels):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from noisy_student_tf.training import objectives
+from noisy_student_tf.training.objectives import noisy_student
 
 NUM_CLASSES = 3
 SMOOTHING = 0.1
@@ -74,7 +74,7 @@ def _objective(label_type, weight=None, online=False):
         batch_size=4, unlabel_ratio=1.5, unlabeled_loss_weight=weight,
         label_type=label_type, temperature=1.0, label_smoothing=SMOOTHING,
         weight_decay=0.0, optimizer="sgd"))
-    objective = objectives.NoisyStudentObjective(config)
+    objective = noisy_student.NoisyStudentObjective(config)
     if online:
         objective.online = True
         objective.teacher = ModeSensitiveTeacher()

@@ -21,9 +21,8 @@ supervised objective's data/pp/batch fields.
 
 import tensorflow as tf
 
-from noisy_student_tf.methods import shared
 from noisy_student_tf.training import losses
-from noisy_student_tf.training import objectives
+from noisy_student_tf.training.objectives import base
 
 
 def soft_kl(teacher_logits, student_logits, temperature):
@@ -73,7 +72,7 @@ def distillation_loss(labels, student_logits, teacher_logits, alpha,
     return total, {"hard_loss": hard, "kl_loss": kl}
 
 
-class DistillationObjective(objectives.SupervisedObjective):
+class DistillationObjective(base.SupervisedObjective):
     """Student trained on labeled batches against a frozen teacher.
 
     Config adds: teacher.path, alpha (default 0.9), temperature (default
@@ -98,13 +97,13 @@ class DistillationObjective(objectives.SupervisedObjective):
         self.teacher = None
 
     def build(self, trainer):
-        self.teacher = shared.load_frozen_teacher(
+        self.teacher = base.load_frozen_teacher(
             self.teacher_path, trainer.model)
 
     def replica_step(self, trainer, batch):
         config = self.config
         images, labels = batch["image"], batch["label"]
-        teacher_logits = shared.teacher_logits(self.teacher, images)
+        teacher_logits = base.teacher_logits(self.teacher, images)
         with tf.GradientTape() as tape:
             logits = tf.cast(trainer.model(images, training=True),
                              tf.float32)
@@ -116,8 +115,8 @@ class DistillationObjective(objectives.SupervisedObjective):
         trainer.apply_gradients(scaled, tape)
         return {
             "loss": loss, **parts,
-            "lab_acc": shared.accuracy(labels, logits),
-            "teacher_acc": shared.accuracy(labels, teacher_logits),
-            "agree": shared.accuracy(
+            "lab_acc": base.accuracy(labels, logits),
+            "teacher_acc": base.accuracy(labels, teacher_logits),
+            "agree": base.accuracy(
                 tf.argmax(teacher_logits, -1), logits),
         }

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from noisy_student_tf.methods import meal_v2
+from noisy_student_tf.training.objectives import meal_v2
 from tests import testing
-from tests.methods import fakes
+from tests.training.objectives import fakes
 
 
 def softmax(x):

@@ -1,5 +1,5 @@
 """Knowledge distillation: the loss against hand values, T^2 gradient
-scaling, frozen-teacher checks, one step, and the `:quick` experiment."""
+scaling, one step, and the `:quick` experiment."""
 
 import json
 import os
@@ -9,12 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from noisy_student_tf import methods
-from noisy_student_tf.methods import kd
-from noisy_student_tf.methods import shared
-from noisy_student_tf.training import checkpoints
+from noisy_student_tf.training.objectives import kd
 from tests import testing
-from tests.methods import fakes
+from tests.training.objectives import fakes
 
 
 def log_softmax(x):
@@ -82,32 +79,6 @@ def test_bad_hyperparameters_and_missing_teacher_raise():
         kd.check_hyperparameters(0.5, 0.0)
     with pytest.raises(ValueError, match="teacher.path"):
         kd.DistillationObjective(ml_collections.ConfigDict({"x": 1}))
-
-
-def test_registry_names_every_method():
-    assert methods.list_methods() == ["kd", "meal_v2", "mpl"]
-    for name in methods.list_methods():
-        assert callable(methods.get_objective(name))
-    with pytest.raises(ValueError, match="kd, meal_v2, mpl"):
-        methods.get_objective("distill")
-
-
-def test_frozen_teacher_checks_classes_and_input(tmp_path):
-    student = fakes.image_model(10)
-    good = str(tmp_path / "good.keras")
-    fakes.image_model(10, seed=1).save(good)
-    teacher = shared.load_frozen_teacher(good, student)
-    assert not teacher.trainable and not teacher.trainable_weights
-    five = str(tmp_path / "five.keras")
-    fakes.image_model(5).save(five)
-    with pytest.raises(checkpoints.CheckpointError, match="5 classes"):
-        shared.load_frozen_teacher(five, student)
-    rgb = str(tmp_path / "rgb.keras")
-    fakes.image_model(10, shape=(32, 32, 3)).save(rgb)
-    with pytest.raises(checkpoints.CheckpointError, match="input"):
-        shared.load_frozen_teacher(rgb, student)
-    with pytest.raises(FileNotFoundError):
-        shared.load_frozen_teacher(str(tmp_path / "none.keras"), student)
 
 
 def test_step_trains_the_student_not_the_teacher(tmp_path):

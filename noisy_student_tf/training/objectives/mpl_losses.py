@@ -1,7 +1,7 @@
 """Meta Pseudo Labels formulas: UDA, pseudo labels, the feedback reward.
 
 Pure functions of tensors so the tests check them against hand values;
-`methods/mpl.py` wires them into the training step. Reference:
+`mpl.py` wires them into the training step. Reference:
 google-research `meta_pseudo_labels/training_utils.py` (`UDA.build_uda_
 cross_entropy`, `MPL.step_fn`); differences are marked where they occur.
 """

@@ -18,7 +18,7 @@ student's labeled loss through the *same* hard label the student used, so
 it is non-zero; the released code's soft-target term CE(stop_grad(softmax
 (z)), z) has zero gradient (google-research #534, #541). After this phase
 the student is fine-tuned on the labeled data (a second stage, see
-`methods.runner`); checkpoints are chosen on `data.validation`.
+`scripts/run_method.py`); checkpoints are chosen on `data.validation`.
 
 Config (stage): unlabel_ratio (uda_data), label_smoothing (student),
 pp.{labeled, unlabeled_weak, unlabeled_strong, eval}, `teacher` (model and
@@ -34,16 +34,14 @@ import tensorflow as tf
 from noisy_student_tf.configs import common
 from noisy_student_tf.data import pipeline
 from noisy_student_tf.data import sources
-from noisy_student_tf.methods import mpl_losses
-from noisy_student_tf.methods import shared
 from noisy_student_tf.training import accumulation
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import evaluate as evaluate_lib
 from noisy_student_tf.training import losses
-from noisy_student_tf.training import objectives
+from noisy_student_tf.training.objectives import base
+from noisy_student_tf.training.objectives import mpl_losses
 from noisy_student_tf.training import optimizers
 from noisy_student_tf.training import precision
-from noisy_student_tf.training import trainer as trainer_lib
 
 TEACHER_FILE = "teacher.keras"
 
@@ -113,7 +111,7 @@ def mpl_options(config):
     return options
 
 
-class MetaPseudoLabelsObjective(objectives.SupervisedObjective):
+class MetaPseudoLabelsObjective(base.SupervisedObjective):
     """UDA teacher + pseudo-label student with the MPL feedback term.
 
     `trainer.model` is the student (its optimizer, EMA, evaluation and
@@ -178,7 +176,7 @@ class MetaPseudoLabelsObjective(objectives.SupervisedObjective):
         model = copy.deepcopy(config.teacher.model.to_dict())
         model.setdefault("num_classes", config.model.num_classes)
         model.setdefault("channels", config.model.get("channels", 3))
-        self.teacher = trainer_lib.build_model(
+        self.teacher = precision.build_model(
             ml_collections.ConfigDict(model), trainer.precision)
         if tuple(self.teacher.input_shape[1:]) != tuple(
                 trainer.model.input_shape[1:]):
@@ -261,7 +259,7 @@ class MetaPseudoLabelsObjective(objectives.SupervisedObjective):
             "uda_mask": tf.reduce_mean(mask), "uda_weight": uda_weight,
             "feedback_ce": feedback_ce, "h": h, "h_raw": h_raw,
             "baseline": tf.identity(self.baseline),
-            "teacher_lab_acc": shared.accuracy(y_l, t_lab),
+            "teacher_lab_acc": base.accuracy(y_l, t_lab),
             "teacher_lr": tf.cast(self.teacher_optimizer.learning_rate,
                                   tf.float32), **student}
         if "label" in unlabeled:
@@ -308,7 +306,7 @@ class MetaPseudoLabelsObjective(objectives.SupervisedObjective):
         l_new = _replica_mean(losses.labeled_loss(y_l, new_logits, 0.0))
         return {"student_loss": s_loss, "student_unl": s_unl,
                 "l_old": l_old, "l_new": l_new,
-                "lab_acc": shared.accuracy(y_l, logits[n_u:])}
+                "lab_acc": base.accuracy(y_l, logits[n_u:])}
 
     def _reward(self, l_old, l_new):
         """(h used by the teacher, h before the baseline)."""

@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 
 from noisy_student_tf.configs import mpl_fashion_mnist
-from noisy_student_tf.methods import mpl
-from noisy_student_tf.methods import mpl_losses
+from noisy_student_tf.training.objectives import mpl
+from noisy_student_tf.training.objectives import mpl_losses
 from tests import testing
-from tests.methods import fakes
+from tests.training.objectives import fakes
 
 
 def softmax(x):

@@ -24,9 +24,8 @@ discriminator_min_width (8), weight_decay.
 import keras
 import tensorflow as tf
 
-from noisy_student_tf.methods import shared
 from noisy_student_tf.training import losses
-from noisy_student_tf.training import objectives
+from noisy_student_tf.training.objectives import base
 from noisy_student_tf.training import optimizers
 
 
@@ -114,11 +113,11 @@ def discriminator_loss(discriminator, student_logits, teacher_logits):
     targets = discriminator_targets(tf.shape(student_logits)[0])
     loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
         labels=targets, logits=scores))
-    accuracy = shared.accuracy(tf.argmax(targets, -1), scores)
+    accuracy = base.accuracy(tf.argmax(targets, -1), scores)
     return loss, accuracy
 
 
-class MealV2Objective(objectives.SupervisedObjective):
+class MealV2Objective(base.SupervisedObjective):
     """Student distilled from a frozen ensemble plus a joint discriminator.
 
     The discriminator's variables join the trainer's optimizer through
@@ -143,7 +142,7 @@ class MealV2Objective(objectives.SupervisedObjective):
         self.discriminator = None
 
     def build(self, trainer):
-        self.teachers = [shared.load_frozen_teacher(path, trainer.model)
+        self.teachers = [base.load_frozen_teacher(path, trainer.model)
                          for path in self.teacher_paths]
         self.discriminator = build_discriminator(
             trainer.model.output_shape[-1],
@@ -166,7 +165,7 @@ class MealV2Objective(objectives.SupervisedObjective):
     def replica_step(self, trainer, batch):
         images, labels = batch["image"], batch["label"]
         probs, mean_logits = ensemble_targets(
-            [shared.teacher_logits(t, images) for t in self.teachers])
+            [base.teacher_logits(t, images) for t in self.teachers])
         with tf.GradientTape() as tape:
             logits = tf.cast(trainer.model(images, training=True),
                              tf.float32)
@@ -179,6 +178,6 @@ class MealV2Objective(objectives.SupervisedObjective):
         trainer.apply_gradients(scaled, tape)
         return {
             "loss": loss, "sim_loss": sim, "d_loss": d_loss, "d_acc": d_acc,
-            "lab_acc": shared.accuracy(labels, logits),
-            "ensemble_acc": shared.accuracy(labels, probs),
+            "lab_acc": base.accuracy(labels, logits),
+            "ensemble_acc": base.accuracy(labels, probs),
         }
