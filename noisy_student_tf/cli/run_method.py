@@ -24,10 +24,10 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
-    from noisy_student_tf.methods import runner
+    from noisy_student_tf.experiment import methods
 
     config = script_utils.apply_runtime_flags(_CONFIG.value)
-    runner.run_method(config, _WORKDIR.value,
+    methods.run_method(config, _WORKDIR.value,
                       progress=not _NO_PROGRESS.value)
 
 

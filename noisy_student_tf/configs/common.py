@@ -255,10 +255,12 @@ def parse_arg(arg, **defaults):
     return ml_collections.ConfigDict(result)
 
 
-def _deep_update(base, update):
+def deep_update(base, update):
+    """Merges the nested dict `update` into `base` (in place; returns it):
+    dicts merge key by key, anything else replaces."""
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
+            deep_update(base[key], value)
         else:
             base[key] = copy.deepcopy(value)
     return base
@@ -272,9 +274,9 @@ def stage_config(config, stage, **extra):
       stage: the stage's ConfigDict (teacher, a student, finetune...).
       **extra: last-word overrides (e.g. the pseudo-label source).
     """
-    merged = _deep_update(copy.deepcopy(TRAIN_DEFAULTS),
+    merged = deep_update(copy.deepcopy(TRAIN_DEFAULTS),
                           config.defaults.to_dict())
-    merged = _deep_update(merged, stage.to_dict())
+    merged = deep_update(merged, stage.to_dict())
     merged["seed"] = config.seed
     merged.setdefault("data", {})
     # `validation` (e.g. SVHN's dev split) picks checkpoints during training;
@@ -288,7 +290,7 @@ def stage_config(config, stage, **extra):
             merged["data"][key].setdefault("num_classes", config.num_classes)
     merged["model"]["num_classes"] = config.num_classes
     merged["model"].setdefault("channels", config.get("channels", 3))
-    _deep_update(merged, extra)
+    deep_update(merged, extra)
     return ml_collections.ConfigDict(merged)
 
 

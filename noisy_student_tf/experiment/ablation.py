@@ -38,6 +38,7 @@ from noisy_student_tf.experiment import noisy_student
 from noisy_student_tf.experiment import report
 from noisy_student_tf.experiment import stage_configs
 from noisy_student_tf.experiment import workdir as workdir_lib
+from noisy_student_tf.training.objectives import noisy_student as ns_objective
 
 # Ops that only add noise: a student without them sees the clean view.
 NOISE_OPS = frozenset({"flip_lr", "pad_crop", "cutout", "randaug"})
@@ -167,7 +168,7 @@ def shared_stages(config):
     stages = [("teacher", _key(teacher))]
     inputs = [teacher]
     first = stage_configs.students_of(config)[0]
-    if stage_configs.mode_of(first) == "offline":
+    if not ns_objective.is_online(first):
         labels = [teacher, config.labeling.to_dict(),
                   config.data.unlabeled.to_dict()]
         inputs = labels + [config.filter.to_dict()]

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from noisy_student_tf import io_utils  # noqa: E402
+from noisy_student_tf.experiment import workdir as workdir_lib  # noqa: E402
 
 
 def stage_summary(result):
@@ -219,6 +220,38 @@ def write_report(config, report, workdir):
     io_utils.atomic_write_bytes(os.path.join(workdir, "report.md"),
                                 "\n".join(lines).encode())
     print("\n" + table + "\n", flush=True)
+
+
+# === Related methods (experiment/methods.py) ===
+
+
+def write_method_report(report, workdir):
+    """Writes a method experiment's report.json and prints its lines."""
+    io_utils.atomic_write_json(os.path.join(workdir, "report.json"), report)
+    for line in format_method_lines(report):
+        workdir_lib.log(line)
+
+
+def format_method_lines(report):
+    """One line per model: test top-1 (final / validation-selected)."""
+    lines = []
+    for name, row in report["teachers"].items():
+        lines.append(f"teacher {name}: test top-1 {_pct_text(row.get('top1'))}")
+    for name in ("student_init", "baseline", "student", "finetune"):
+        row = report.get(name)
+        if not row:
+            continue
+        text = f"{name}: test top-1 {_pct_text(row.get('top1'))}"
+        if row.get("best_validation"):
+            best = row["best_validation"]
+            text += (f", best validation {_pct_text(best['top1'])} at step "
+                     f"{best['step']} -> test {_pct_text(row['selected_top1'])}")
+        lines.append(text)
+    return lines
+
+
+def _pct_text(value):
+    return "-" if value is None else f"{100 * value:.2f}%"
 
 
 # === Ablation ===

@@ -17,17 +17,12 @@ import ml_collections
 from noisy_student_tf.configs import common
 from noisy_student_tf.labeling import select
 from noisy_student_tf.training import finetune
+from noisy_student_tf.training.objectives import noisy_student
 
 
 def students_of(config):
     """The experiment's students in iteration order."""
     return list(config.students.values()) if config.get("students") else []
-
-
-def mode_of(student):
-    """"offline" (label, filter, then train on stored labels; the
-    default, as the paper) or "online" (the teacher runs in the step)."""
-    return student.get("mode", "offline")
 
 
 def enabled(block):
@@ -50,7 +45,7 @@ def student_stage(config, student, teacher_result, pseudo=None):
     """Complete config of a student: noised, fed its teacher's targets
     (`pseudo`, the filtered shards, offline; the teacher file online)."""
     extra = {}
-    if mode_of(student) == "online":
+    if noisy_student.is_online(student):
         extra["teacher"] = {"path": teacher_result["model_path"]}
         extra["data"] = {"unlabeled": config.data.unlabeled.to_dict()}
     else:

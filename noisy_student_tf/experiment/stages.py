@@ -23,6 +23,7 @@ from noisy_student_tf.labeling import predict
 from noisy_student_tf.labeling import select
 from noisy_student_tf.labeling import tfrecord_io
 from noisy_student_tf.training import trainer
+from noisy_student_tf.training.objectives import noisy_student as ns_objective
 
 log = workdir_lib.log
 
@@ -168,7 +169,7 @@ def student(config, index, teacher_result, teacher_stage, workdir,
     block = stage_configs.student_of(config, index)
     iteration_dir = workdir_lib.iteration_dir(workdir, index)
     pseudo, labels, filtered = None, {}, {}
-    if stage_configs.mode_of(block) == "offline":
+    if not ns_objective.is_online(block):
         labels = label(config, teacher_result, teacher_stage, iteration_dir,
                        progress=progress)
         filtered = filter_labels(config, iteration_dir)
@@ -177,7 +178,7 @@ def student(config, index, teacher_result, teacher_stage, workdir,
     result = train(workdir_lib.iteration_stage(index, "student"), stage,
                    workdir, progress)
     return result, stage, report_lib.iteration_row(
-        result, labels, filtered, stage_configs.mode_of(block))
+        result, labels, filtered, ns_objective.mode_of(block))
 
 
 def student_baselines(config, report, workdir, progress=True):
@@ -249,7 +250,7 @@ def resolved_student(config, workdir, index):
     teacher_result, _ = teacher_of_iteration(config, workdir, index)
     iteration_dir = workdir_lib.iteration_dir(workdir, index)
     pseudo = None
-    if stage_configs.mode_of(block) == "offline":
+    if not ns_objective.is_online(block):
         if not io_utils.stage_done(os.path.join(iteration_dir, "filter")):
             raise FileNotFoundError(
                 f"{iteration_dir}/filter is not complete: run "

@@ -14,12 +14,8 @@ skips the stage.
 
 import os
 
-import tensorflow as tf
-
 from noisy_student_tf import io_utils
-from noisy_student_tf.data import diagnose
 from noisy_student_tf.data import pipeline
-from noisy_student_tf.data import sources
 from noisy_student_tf.experiment import workdir
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import evaluate as evaluate_lib
@@ -40,15 +36,12 @@ def check_fits(model, stage, path):
             f"teacher file {path} predicts {outputs} classes, the "
             f"experiment has {num_classes}: use a teacher trained on these "
             "classes")
-    ds = pipeline.make_eval_dataset(
-        sources.make_source(stage.data.eval), stage.pp.eval,
-        stage.get("eval_batch_size", 256))
+    spec = evaluate_lib.eval_dataset(stage, skip_corrupt=False).element_spec
     try:
-        pipeline.check_image_shapes(ds.element_spec, model.input_shape,
-                                    model.name, stream="eval")
+        pipeline.check_image_shapes(spec, model.input_shape, model.name,
+                                    stream="eval")
     except ValueError as error:
         raise ValueError(f"teacher file {path}: {error}") from None
-    return ds
 
 
 def evaluate_file(model, stage, path):
@@ -57,22 +50,8 @@ def evaluate_file(model, stage, path):
     Raises:
       sources.DataError: a bad eval image, named as training names it.
     """
-    dataset = check_fits(model, stage, path)
-    if stage.get("skip_corrupt"):
-        dataset = pipeline.make_eval_dataset(
-            sources.make_source(stage.data.eval), stage.pp.eval,
-            stage.get("eval_batch_size", 256), skip_corrupt=True)
-    try:
-        evaluation = evaluate_lib.evaluate(model, dataset)
-    except (tf.errors.InvalidArgumentError,
-            tf.errors.DataLossError) as error:
-        if not diagnose.is_input_error(error):
-            raise
-        raise diagnose.explain_data_error(
-            error, stage.data.eval, stage.pp.eval,
-            max_records=stage.get("diagnose_max_records")) from error
-    return {key: float(value) if key != "num_examples" else int(value)
-            for key, value in evaluation.items()}
+    check_fits(model, stage, path)
+    return evaluate_lib.evaluate_on_stage_data(model, stage)
 
 
 def run(stage, stage_dir):

@@ -1,9 +1,13 @@
 """Top-1 / top-5 / loss of a model on an eval dataset (EMA weights by the
-caller's choice), distributed when a strategy is given."""
+caller's choice), distributed when a strategy is given; and of a model on
+a stage's eval data, with a bad image named as training names it."""
 
 import numpy as np
 import tensorflow as tf
 
+from noisy_student_tf.data import diagnose
+from noisy_student_tf.data import pipeline
+from noisy_student_tf.data import sources
 from noisy_student_tf.training import distribute
 
 
@@ -52,3 +56,33 @@ def evaluate(model, dataset, strategy=None, max_batches=None):
     return {"top1": totals[1] / count, "top5": totals[2] / count,
             "loss": totals[3] / count, "num_examples": int(count)}
 
+
+
+def eval_dataset(stage, split="eval", skip_corrupt=None):
+    """Clean eval batches of a stage's `data[split]` with its `pp.eval`."""
+    return pipeline.make_eval_dataset(
+        sources.make_source(stage.data[split]), stage.pp.eval,
+        stage.get("eval_batch_size", 256),
+        skip_corrupt=stage.get("skip_corrupt", False)
+        if skip_corrupt is None else skip_corrupt)
+
+
+def evaluate_on_stage_data(model, stage, split="eval"):
+    """{"top1", "top5", "loss" (floats), "num_examples"} of `model` on a
+    stage's `data[split]` (a model file's accuracy: a given teacher, a
+    best-on-validation model).
+
+    Raises:
+      sources.DataError: a bad image, named by file and record.
+    """
+    try:
+        evaluation = evaluate(model, eval_dataset(stage, split))
+    except (tf.errors.InvalidArgumentError,
+            tf.errors.DataLossError) as error:
+        if not diagnose.is_input_error(error):
+            raise
+        raise diagnose.explain_data_error(
+            error, stage.data[split], stage.pp.eval,
+            max_records=stage.get("diagnose_max_records")) from error
+    return {key: int(value) if key == "num_examples" else float(value)
+            for key, value in evaluation.items()}

@@ -26,7 +26,11 @@ def mode_of(student):
       student: a student's config (an experiment's `students` entry, or
         its stage config, which keeps the key).
     """
-    return student.get("mode", OFFLINE)
+    mode = student.get("mode", OFFLINE)
+    if mode not in (OFFLINE, ONLINE):  # a typo would silently pick one
+        raise ValueError(f"student mode must be {OFFLINE!r} or {ONLINE!r}, "
+                         f"got {mode!r}")
+    return mode
 
 
 def is_online(student):

@@ -7,38 +7,39 @@ import pytest
 from noisy_student_tf.configs import kd_fashion_mnist
 from noisy_student_tf.configs import meal_v2_fashion_mnist
 from noisy_student_tf.configs import mpl_fashion_mnist
-from noisy_student_tf.methods import runner
+from noisy_student_tf.experiment import methods
+from noisy_student_tf.experiment import report as report_lib
 
 
 def test_teachers_reach_each_method_in_its_own_field():
-    assert runner._teacher_fields("kd", ["a.keras"]) == {
+    assert methods._teacher_fields("kd", ["a.keras"]) == {
         "teacher": {"path": "a.keras"}}
-    assert runner._teacher_fields("meal_v2", ["a", "b"]) == {
+    assert methods._teacher_fields("meal_v2", ["a", "b"]) == {
         "teacher": {"paths": ["a", "b"]}}
-    assert runner._teacher_fields("mpl", []) == {}
+    assert methods._teacher_fields("mpl", []) == {}
     with pytest.raises(ValueError, match="one teacher"):
-        runner._teacher_fields("kd", ["a", "b"])
+        methods._teacher_fields("kd", ["a", "b"])
     with pytest.raises(ValueError, match="at least one"):
-        runner._teacher_fields("meal_v2", [])
+        methods._teacher_fields("meal_v2", [])
     with pytest.raises(ValueError, match="trains its own teacher"):
-        runner._teacher_fields("mpl", ["a"])
+        methods._teacher_fields("mpl", ["a"])
 
 
 def test_bad_method_or_key_fails_before_any_work(tmp_path):
     config = kd_fashion_mnist.get_config("quick")
     config.method = "distill"
     with pytest.raises(ValueError, match="kd, meal_v2, mpl"):
-        runner.run_method(config, str(tmp_path / "a"))
+        methods.run_method(config, str(tmp_path / "a"))
     config = kd_fashion_mnist.get_config("quick")
     config.studnet = ml_collections.ConfigDict({})
     with pytest.raises(ValueError, match="studnet"):
-        runner.run_method(config, str(tmp_path / "b"))
+        methods.run_method(config, str(tmp_path / "b"))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_finetune_stage_inherits_the_student_and_validation():
     config = mpl_fashion_mnist.get_config("quick")
-    stage = runner.finetune_stage(config, "/x/best.keras")
+    stage = methods.finetune_stage(config, "/x/best.keras")
     assert stage.model.init == "/x/best.keras"
     assert stage.model.name == config.student.model.name
     assert stage.model.overrides.dropout_rate == 0.0
@@ -58,7 +59,7 @@ def test_format_lines_names_selection_on_validation():
     report = {"teachers": {"t": {"top1": 0.9}},
               "student": {"top1": 0.8, "selected_top1": 0.85,
                           "best_validation": {"step": 40, "top1": 0.86}}}
-    lines = runner.format_lines(report)
+    lines = report_lib.format_method_lines(report)
     assert lines[0] == "teacher t: test top-1 90.00%"
     assert lines[1] == ("student: test top-1 80.00%, best validation "
                         "86.00% at step 40 -> test 85.00%")

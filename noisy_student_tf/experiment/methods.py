@@ -8,7 +8,7 @@
     finetune/         optional (MPL): the student fine-tuned on labels
     report.json       test top-1 of teachers and students, best validation
 
-Every stage reuses `loop.run_stage` (the `Trainer`) in its own directory
+Every stage reuses `stages.train` (the `Trainer`) in its own directory
 and is skipped when complete, so rerunning the command resumes. Where a
 stage has `data.validation`, the model it hands on and reports as
 "selected" is its best-on-validation `best.keras`, never chosen on test.
@@ -26,15 +26,14 @@ import time
 import ml_collections
 
 from noisy_student_tf import io_utils
-from noisy_student_tf import loop
 from noisy_student_tf.configs import common
-from noisy_student_tf.data import pipeline
-from noisy_student_tf.data import sources
+from noisy_student_tf.experiment import report as report_lib
+from noisy_student_tf.experiment import stages
+from noisy_student_tf.experiment import workdir as workdir_lib
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import evaluate as evaluate_lib
 from noisy_student_tf.training import objectives
 
-REPORT_FILE = "report.json"
 EXPERIMENT_KEYS = frozenset({
     "name", "seed", "num_classes", "channels", "class_names", "data",
     "defaults", "method", "teachers", "student", "student_init",
@@ -42,8 +41,7 @@ EXPERIMENT_KEYS = frozenset({
 SELECTED_FILE = "selected_eval.json"
 
 
-def log(message):
-    loop.log(message)
+log = workdir_lib.log
 
 
 def run_method(config, workdir, progress=True):
@@ -83,7 +81,7 @@ def run_method(config, workdir, progress=True):
         if config.get(name):
             stage = common.stage_config(config, config[name])
             report[name] = summarize(
-                loop.run_stage(name, stage, workdir, progress), stage,
+                stages.train(name, stage, workdir, progress), stage,
                 os.path.join(workdir, name))
     if config.get("student_init"):
         extra["model"] = {"init": report["student_init"]["selected_path"]}
@@ -93,7 +91,7 @@ def run_method(config, workdir, progress=True):
             for key in ("unlabeled", "validation") if config.data.get(key)}
     stage = common.stage_config(config, config.student, method=method,
                                 data=data, **extra)
-    result = loop.run_stage(method, stage, workdir, progress)
+    result = stages.train(method, stage, workdir, progress)
     report["student"] = summarize(result, stage,
                                   os.path.join(workdir, method))
     if result.get("teacher"):  # MPL's teacher, trained in the stage.
@@ -106,16 +104,14 @@ def run_method(config, workdir, progress=True):
     # === Fine-tune on the labeled data (MPL) ===
     if config.get("finetune") and config.finetune.get("enabled", True):
         stage = finetune_stage(config, final["selected_path"])
-        result = loop.run_stage("finetune", stage, workdir, progress)
+        result = stages.train("finetune", stage, workdir, progress)
         final_name = "finetune"
         final = report["finetune"] = summarize(
             result, stage, os.path.join(workdir, "finetune"))
     report["final"] = {"stage": final_name, "top1": final["selected_top1"],
                        "model_path": final["selected_path"]}
     report["wall_seconds"] = time.time() - start
-    io_utils.atomic_write_json(os.path.join(workdir, REPORT_FILE), report)
-    for line in format_lines(report):
-        log(line)
+    report_lib.write_method_report(report, workdir)
     return report
 
 
@@ -128,7 +124,7 @@ def _teacher(config, name, teacher, index, workdir, progress):
                 "selected_path": teacher.path, "given": True}
     # Distinct seeds so an ensemble's members differ.
     stage = common.stage_config(config, teacher, seed=config.seed + index)
-    result = loop.run_stage(os.path.join("teachers", name), stage, workdir,
+    result = stages.train(os.path.join("teachers", name), stage, workdir,
                             progress)
     return summarize(result, stage, os.path.join(workdir, "teachers", name))
 
@@ -163,7 +159,7 @@ def finetune_stage(config, init_path):
     """
     base = {"model": config.student.model.to_dict(),
             "pp": {"eval": config.student.pp.eval}}
-    stage = _merged(base, config.finetune.to_dict())
+    stage = common.deep_update(copy.deepcopy(base), config.finetune.to_dict())
     stage.pop("enabled", None)
     data = {"validation": config.data.validation.to_dict()} \
         if config.data.get("validation") else {}
@@ -184,13 +180,9 @@ def summarize(result, stage, stage_dir):
       top-1) when the stage had a validation split, and `selected_path` /
       `selected_top1`: the model handed on and its test top-1.
     """
-    evaluation = result.get("eval", {})
-    summary = {"top1": evaluation.get("top1"), "top5": evaluation.get("top5"),
-               "model": result.get("model"), "steps": result.get("steps"),
-               "train_seconds": result.get("train_seconds"),
-               "model_path": result.get("model_path"),
-               "selected_path": result.get("model_path"),
-               "selected_top1": evaluation.get("top1")}
+    summary = report_lib.stage_summary(result)
+    summary.update(selected_path=summary["model_path"],
+                   selected_top1=summary["top1"])
     best = result.get("best_validation")
     if best:
         summary["best_validation"] = {"step": best["step"],
@@ -215,51 +207,6 @@ def _selected_top1(path, stage, stage_dir):
 
 
 def evaluate_model_file(path, stage):
-    """Clean metrics of a `.keras` model on the stage's `data.eval`.
-
-    Args:
-      path: model file.
-      stage: a stage config with `data.eval` and `pp.eval`.
-
-    Returns:
-      {"top1", "top5", "loss", "num_examples"} as floats.
-    """
-    model = checkpoints.load_model(path)
-    dataset = pipeline.make_eval_dataset(
-        sources.make_source(stage.data.eval), stage.pp.eval,
-        stage.get("eval_batch_size", 256),
-        skip_corrupt=stage.get("skip_corrupt", False))
-    return {k: float(v) for k, v in
-            evaluate_lib.evaluate(model, dataset).items()}
-
-
-def format_lines(report):
-    """One line per model: test top-1 (final / validation-selected)."""
-    lines = []
-    for name, row in report["teachers"].items():
-        lines.append(f"teacher {name}: test top-1 {_pct(row.get('top1'))}")
-    for name in ("student_init", "baseline", "student", "finetune"):
-        row = report.get(name)
-        if not row:
-            continue
-        text = f"{name}: test top-1 {_pct(row.get('top1'))}"
-        if row.get("best_validation"):
-            best = row["best_validation"]
-            text += (f", best validation {_pct(best['top1'])} at step "
-                     f"{best['step']} -> test {_pct(row['selected_top1'])}")
-        lines.append(text)
-    return lines
-
-
-def _pct(value):
-    return "-" if value is None else f"{100 * value:.2f}%"
-
-
-def _merged(base, update):
-    merged = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merged(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    """Clean metrics of a `.keras` model on the stage's `data.eval`."""
+    return evaluate_lib.evaluate_on_stage_data(checkpoints.load_model(path),
+                                               stage)
