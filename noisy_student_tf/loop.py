@@ -22,8 +22,8 @@ import ml_collections
 
 from noisy_student_tf import io_utils
 from noisy_student_tf.configs import common
+from noisy_student_tf.labeling import filtering
 from noisy_student_tf.labeling import predict
-from noisy_student_tf.labeling import select
 from noisy_student_tf.labeling import tfrecord_io
 from noisy_student_tf.training import trainer
 
@@ -123,7 +123,7 @@ def labeling_engine(config, name):
     engine = config.labeling.get("engine", "local")
     if engine == "local":
         return getattr(
-            predict if name == "generate_pseudo_labels" else select, name)
+            predict if name == "generate_pseudo_labels" else filtering, name)
     if engine != "beam":
         raise ValueError(f"labeling.engine must be 'local' or 'beam', got "
                          f"{engine!r}")
@@ -141,7 +141,7 @@ def labeling_engine(config, name):
 def pseudo_source_for(config, iteration_dir):
     """The filtered pseudo-label shards of an iteration, as a source."""
     return {"kind": "pseudo_labels", "num_classes": config.num_classes,
-            "pattern": select.filtered_pattern(
+            "pattern": filtering.filtered_pattern(
                 os.path.join(iteration_dir, "filter"))}
 
 
