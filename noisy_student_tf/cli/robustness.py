@@ -87,7 +87,8 @@ def source_config(spec, split, data_dir):
 def main(argv):
     del argv
     from noisy_student_tf import io_utils
-    from noisy_student_tf import robustness_stage
+    from noisy_student_tf.configs import common as config_common
+    from noisy_student_tf.robustness import model_suite
 
     paths = [p for value in _MODELS.value for p in value.split(",") if p]
     names = _NAMES.value or paths
@@ -109,8 +110,8 @@ def main(argv):
     if not pp:
         raise ValueError("--source needs --pp (the models' eval pp string)")
     if _QUICK.value or not settings:
-        settings = robustness_stage.default_config(quick=_QUICK.value)
-    settings = robustness_stage.resolve_config(settings)
+        settings = config_common.robustness_config(quick=_QUICK.value)
+    settings = model_suite.resolve_config(settings)
     for key, value in (("num_examples", _NUM_EXAMPLES.value),
                        ("cifar10_c_dir", _CIFAR10_C_DIR.value),
                        ("tfds_name", _TFDS_NAME.value),
@@ -122,13 +123,13 @@ def main(argv):
     models = [(name, path, pp, os.path.join(
         output_dir, "cache", re.sub(r"[^\w.-]+", "_", name).strip("_")))
               for name, path in zip(names, paths)]
-    result = robustness_stage.evaluate_models(
+    result = model_suite.evaluate_models(
         models, source, settings, output_dir,
         progress=not _NO_PROGRESS.value)
     result["settings"] = settings.to_dict()
     io_utils.atomic_write_json(os.path.join(output_dir, "robustness.json"),
                                result)
-    print("\n" + robustness_stage.format_table(result) + "\n", flush=True)
+    print("\n" + model_suite.format_table(result) + "\n", flush=True)
 
 
 def run():

@@ -4,7 +4,9 @@ An experiment config has top-level `data`, `defaults` (training knobs every
 stage inherits), `teacher`, `students` (one per iteration), `labeling`,
 `filter`, `finetune`, `export` and `robustness`. `stage_config` merges
 `defaults` under a stage and adds the shared data, seed and class count,
-giving the complete config the trainer gets and saves.
+giving the complete config the trainer gets and saves. The robustness
+suite's defaults live here too (`robustness_config`), so configs import
+no stage or library code for them.
 """
 
 import copy
@@ -304,3 +306,65 @@ def model_key(stage):
 def make_config(**kwargs):
     """ConfigDict that accepts None-valued fields later set to other types."""
     return ml_collections.ConfigDict(kwargs, type_safe=False)
+
+
+# The robustness suite's settings (`c.robustness`; robustness/model_suite.py
+# resolves a config's block against them). The corruption names are the 15
+# of ImageNet-C (Hendrycks & Dietterich 2019), written out so configs import
+# no library code; a test checks them against robustness/corruptions.py.
+ROBUSTNESS_DEFAULTS = dict(
+    enabled=True,
+    num_examples=1000,  # the first N eval images
+    corruptions=[
+        "gaussian_noise", "shot_noise", "impulse_noise",
+        "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+        "snow", "frost", "fog", "brightness",
+        "contrast", "elastic_transform", "pixelate", "jpeg_compression"],
+    severities=[1, 2, 3, 4, 5],
+    constants="auto",
+    # One per family: noise, blur, brightness, translation, rotation.
+    perturbations=["gaussian_noise", "motion_blur", "brightness",
+                   "translate", "rotate"],
+    num_perturbation_sequences=100,
+    num_frames=10,
+    epsilons=[1, 2, 4, 8, 16],  # 0-255 scale
+    pgd_steps=10,
+    num_adversarial_examples=500,
+    batch_size=256,
+    seed=0,
+    cifar10_c_dir=None,
+    tfds_name=None,
+    tfds_data_dir=None,
+)
+# Seconds-long settings for tests and `:quick` configs.
+ROBUSTNESS_QUICK = dict(
+    num_examples=64,
+    corruptions=["gaussian_noise", "defocus_blur", "contrast"],
+    severities=[1, 3],
+    epsilons=[2, 8],
+    pgd_steps=2,
+    perturbations=["brightness"],
+    num_perturbation_sequences=4,
+    num_frames=5,
+    num_adversarial_examples=32,
+)
+
+
+def robustness_config(quick=False):
+    """Default robustness settings (`c.robustness` of an experiment).
+
+    Args:
+      quick: seconds-long settings for tests and `:quick` configs: 64
+        images, 3 corruptions at 2 severities, 2 epsilons, PGD-2 and one
+        perturbation with 4 sequences.
+
+    Returns:
+      A ConfigDict. `constants="auto"` picks "cifar" for images of at most
+      64 px and "imagenet" above. `cifar10_c_dir` / `tfds_name` (with
+      `tfds_data_dir`) name released data to use instead of on-the-fly
+      corruptions ("imagenet_a" adds an ImageNet-A top-1).
+    """
+    settings = copy.deepcopy(ROBUSTNESS_DEFAULTS)
+    if quick:
+        settings.update(copy.deepcopy(ROBUSTNESS_QUICK))
+    return make_config(**settings)

@@ -32,7 +32,6 @@ runtimes: see the README.
 import copy
 
 from noisy_student_tf.configs import common
-from noisy_student_tf.robustness_stage import default_config as robustness
 
 CLEAN = 'decode(channels=1)|pad_to_size(32)|normalize("fashion_mnist")'
 NOISY = ('decode(channels=1)|pad_to_size(32)|flip_lr|pad_crop(32, 2)|'
@@ -112,7 +111,7 @@ def get_config(arg=None):
     c.ceiling = dict(enabled=arg.full or arg.ceiling, pp=copy.deepcopy(noised),
                      data=dict(labeled=dict(fm)), total_epochs=15)
     c.export = dict(enabled=True)
-    c.robustness = robustness()
+    c.robustness = common.robustness_config()
     if not arg.full:
         # A sample of the test set keeps the suite to ~1 min for 3 models
         # (the 20-minute budget); :full uses the suite's defaults.
@@ -141,7 +140,7 @@ def _shrink_for_tests(c):
     standard strides, 4x cheaper than the small-image model)."""
     for stage in [c.teacher] + list(c.students.values()):
         stage.model.overrides.small_image = False
-    c.robustness = robustness(quick=True)
+    c.robustness = common.robustness_config(quick=True)
     c.data.labeled.select.per_class = 20
     c.data.unlabeled.limit = 600
     c.data.eval = dict(kind="fashion_mnist", split="test", limit=200)

@@ -104,8 +104,9 @@ def layout(directories, root):
     and module with the first line of its docstring."""
     lines = ["```text"]
     for top in directories.split():
-        for directory, subdirs, files in sorted(os.walk(os.path.join(
-                root, top))):
+        # Top-down and pruned in place: sorting the walk first would make
+        # it visit __pycache__ before the filter below could drop it.
+        for directory, subdirs, files in os.walk(os.path.join(root, top)):
             subdirs[:] = sorted(d for d in subdirs
                                 if not d.startswith((".", "__")))
             rel = os.path.relpath(directory, root) + "/"

@@ -215,8 +215,8 @@ def write_report(config, report, workdir):
                   f"![confidence](iter{index}/filter/confidence_hist.png) "
                   f"![counts](iter{index}/filter/class_counts.png)", ""]
     if report.get("robustness"):
-        from noisy_student_tf import robustness_stage
-        lines += robustness_stage.report_lines(report["robustness"])
+        from noisy_student_tf.robustness import model_suite
+        lines += model_suite.report_lines(report["robustness"])
     io_utils.atomic_write_bytes(os.path.join(workdir, "report.md"),
                                 "\n".join(lines).encode())
     print("\n" + table + "\n", flush=True)

@@ -15,7 +15,7 @@ import re
 import ml_collections
 
 from noisy_student_tf.configs import common
-from noisy_student_tf.labeling import select
+from noisy_student_tf.labeling import filtering
 from noisy_student_tf.training import finetune
 from noisy_student_tf.training.objectives import noisy_student
 
@@ -37,7 +37,7 @@ def teacher_stage(config):
 def pseudo_source(config, iteration_dir):
     """The filtered pseudo-label shards of an iteration, as a source."""
     return {"kind": "pseudo_labels", "num_classes": config.num_classes,
-            "pattern": select.filtered_pattern(
+            "pattern": filtering.filtered_pattern(
                 os.path.join(iteration_dir, "filter"))}
 
 

@@ -12,7 +12,6 @@ import os
 
 from noisy_student_tf import export as export_lib
 from noisy_student_tf import io_utils
-from noisy_student_tf import robustness_stage
 from noisy_student_tf.configs import common
 from noisy_student_tf.data import sources
 from noisy_student_tf.experiment import report as report_lib
@@ -20,8 +19,9 @@ from noisy_student_tf.experiment import stage_configs
 from noisy_student_tf.experiment import teacher_file
 from noisy_student_tf.experiment import workdir as workdir_lib
 from noisy_student_tf.labeling import predict
-from noisy_student_tf.labeling import select
+from noisy_student_tf.labeling import filtering
 from noisy_student_tf.labeling import tfrecord_io
+from noisy_student_tf.robustness import model_suite
 from noisy_student_tf.training import trainer
 from noisy_student_tf.training.objectives import noisy_student as ns_objective
 
@@ -73,7 +73,7 @@ def labeling_engine(config, name):
     engine = config.labeling.get("engine", "local")
     if engine == "local":
         return getattr(
-            predict if name == "generate_pseudo_labels" else select, name)
+            predict if name == "generate_pseudo_labels" else filtering, name)
     if engine != "beam":
         raise ValueError(f"labeling.engine must be 'local' or 'beam', got "
                          f"{engine!r}")
@@ -132,7 +132,7 @@ def label(config, teacher_result, teacher_stage, iteration_dir,
 
 def filter_labels(config, iteration_dir, shard_indices=None):
     """Filters and balances an iteration's (complete) predictions into
-    `iteration_dir/filter` (labeling/select.py)."""
+    `iteration_dir/filter` (labeling/filtering.py)."""
     labels_dir = os.path.join(iteration_dir, "labels")
     filter_dir = os.path.join(iteration_dir, "filter")
     done = workdir_lib.done_result(filter_dir)
@@ -214,9 +214,44 @@ def export(result, stage, workdir, class_names=None):
 
 
 def robustness(config, report, workdir, progress=True):
-    """The robustness suite over every model of the report (cached per
-    model next to it)."""
-    return robustness_stage.run_for_report(config, report, workdir, progress)
+    """The robustness suite (`config.robustness`) over every model of the
+    report on `config.data.eval`: `robustness.png` into the workdir, each
+    model's `robustness.json` cache next to its model.
+
+    Returns:
+      JSON-serialisable {"names": [...], "models": {name: report},
+      "model_paths": {...}, "plot": "robustness.png"}.
+    """
+    return model_suite.evaluate_models(
+        robustness_models(config, report), config.data.eval.to_dict(),
+        config.robustness, workdir, progress)
+
+
+def robustness_models(config, report):
+    """(name, model_path, eval pp, cache dir) of every model of a run:
+    teacher, baseline (when it is its own model), student 1..n, finetuned
+    (report.md's names), each with its own stage's eval pp."""
+    def eval_pp(block, fallback):
+        pp = block.get("pp") if block else None
+        return (pp.get("eval") if pp else None) or fallback
+
+    teacher_pp = config.teacher.pp.eval
+    rows = [("teacher", report["teacher"], teacher_pp)]
+    baseline = report.get("baseline")
+    if baseline and baseline.get("same_as") != "teacher":
+        rows.append(("baseline", baseline,
+                     eval_pp(config.get("baseline"), teacher_pp)))
+    students = stage_configs.students_of(config)
+    last_pp = teacher_pp
+    for index, iteration in enumerate(report["iterations"], start=1):
+        block = students[index - 1] if index <= len(students) else None
+        last_pp = eval_pp(block, teacher_pp)
+        rows.append((f"student {index}", iteration["student"], last_pp))
+    if report.get("finetune"):
+        rows.append(("finetuned", report["finetune"],
+                     eval_pp(config.get("finetune"), last_pp)))
+    return [(name, row["model_path"], pp,
+             os.path.dirname(row["model_path"])) for name, row, pp in rows]
 
 
 def train_named(config, workdir, name, progress=True):

@@ -1,20 +1,20 @@
 """Filtering and class balancing as an Apache Beam pipeline.
 
-`labeling.engine="beam"` runs `select.filter_and_balance` (noisystudent
+`labeling.engine="beam"` runs `filtering.filter_and_balance` (noisystudent
 `filter_unlabel.py` semantics) on a Beam runner and writes the same
 files: the same `train-k-of-K` shards (same records, same order), the
 per-shard histogram files, thresholds, stats and plots.
 
     all shards   -> Reshuffle -> per-shard confidence histogram
                  -> CombineGlobally(sum)          (filter_unlabel.py pass 1)
-                 -> thresholds (select.select_thresholds), a side input
+                 -> thresholds (filtering.select_thresholds), a side input
     shards to do -> Reshuffle -> join images to predictions, keep and
                     duplicate, write atomically   (filter_unlabel.py pass 2)
 
 Pass 2 needs no shuffle of images: a worker joins one source shard to its
 prediction shard, as one host of the hand-sharded path does. A record's
 keep / duplicate coin is a hash of (seed, record id)
-(`select.record_uniform`), so the records kept do not depend on the
+(`filtering.record_uniform`), so the records kept do not depend on the
 runner, the number of workers or the order shards are processed in.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from noisy_student_tf import io_utils
 from noisy_student_tf.labeling import beam_engine
-from noisy_student_tf.labeling import select
+from noisy_student_tf.labeling import filtering
 from noisy_student_tf.labeling import tfrecord_io
 
 beam = beam_engine.beam
@@ -35,7 +35,7 @@ class SumHistograms(beam.CombineFn):
     """Sums [classes, 101] count arrays from any number of workers."""
 
     def __init__(self, num_classes):
-        self._shape = (num_classes, select.NUM_BINS)
+        self._shape = (num_classes, filtering.NUM_BINS)
 
     def create_accumulator(self):
         return np.zeros(self._shape, np.int64)
@@ -55,14 +55,14 @@ def _thresholds(histogram, num_classes, options):
     num_image = options["num_image"]
     if num_image is None:
         num_image = max(1, int(histogram.sum()) // num_classes)
-    thresholds = select.select_thresholds(
+    thresholds = filtering.select_thresholds(
         histogram, num_image, options["min_threshold"],
         options["max_prob"], options["use_top"], options["use_all"])
     return thresholds, num_image
 
 
 class WriteFiltered(beam.DoFn):
-    """Shard k -> its committed filtered shard (`select` pass 2)."""
+    """Shard k -> its committed filtered shard (`filtering` pass 2)."""
 
     def __init__(self, source_config, labels_dir, filter_dir, count,
                  num_classes, options):
@@ -77,7 +77,7 @@ class WriteFiltered(beam.DoFn):
 
     def process(self, index, chosen):
         thresholds, num_image = chosen
-        info = select.write_filtered_shard(
+        info = filtering.write_filtered_shard(
             ml_collections.ConfigDict(self._source), self._labels,
             self._filter, index, self._count, self._classes, thresholds,
             num_image=num_image, max_prob=self._options["max_prob"],
@@ -94,7 +94,7 @@ def build_filter(pipeline, todo, source_config, labels_dir, filter_dir,
                  | "AllShards" >> beam.Create(list(range(num_shards)))
                  | "SpreadStats" >> beam.Reshuffle()
                  | "Histogram" >> beam.Map(
-                     lambda i: select.shard_histogram(
+                     lambda i: filtering.shard_histogram(
                          labels_dir, filter_dir, i, num_shards, num_classes))
                  | "Sum" >> beam.CombineGlobally(SumHistograms(num_classes)))
     chosen = histogram | "Thresholds" >> beam.Map(
@@ -113,11 +113,11 @@ def filter_and_balance(source_config, labels_dir, filter_dir, num_shards,
                        max_prob=2.0, upsample=True, use_all=False,
                        use_top=True, seed=0, shard_indices=None,
                        plots=True, beam_options=""):
-    """`select.filter_and_balance` as a Beam pipeline.
+    """`filtering.filter_and_balance` as a Beam pipeline.
 
     Args:
       beam_options: Beam pipeline options as a command-line string.
-      Other args: as `select.filter_and_balance`.
+      Other args: as `filtering.filter_and_balance`.
 
     Returns:
       The local engine's stats dict (also in `filter_dir/stats.json`).
@@ -141,7 +141,7 @@ def filter_and_balance(source_config, labels_dir, filter_dir, num_shards,
     # Histograms are cached and every shard asked for is written: the
     # local engine now only sums, writes stats and plots, so both engines
     # leave the same files.
-    return select.filter_and_balance(
+    return filtering.filter_and_balance(
         source_config, labels_dir, filter_dir, num_shards, num_classes,
         min_threshold=min_threshold, num_image=num_image, max_prob=max_prob,
         upsample=upsample, use_all=use_all, use_top=use_top, seed=seed,

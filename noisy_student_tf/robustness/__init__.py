@@ -1,8 +1,14 @@
 """Robustness evaluation: ImageNet-C/P/A style metrics and FGSM/PGD.
 
+Import the modules themselves (`from noisy_student_tf.robustness import
+suite`); this package imports none of them, so loading one never loads
+the rest.
+
 Modules:
     corruptions         15 ImageNet-C corruptions, "imagenet" / "cifar"
                         constants (tables in corruption_tables).
+    filters             image filters shared by corruptions and
+                        perturbations.
     frost               the frost photographs of imagecorruptions-imaug,
                         or synthetic stand-ins.
     oracle              comparison with the imagecorruptions-imaug package.
@@ -14,39 +20,8 @@ Modules:
                         robustness datasets.
     suite               run_robustness_suite -> JSON-serialisable report;
                         plot_robustness for several reports.
+    pixel_views         a saved model as pixels -> logits (its eval pp
+                        split at the normalisation), data as model pixels.
+    model_suite         the suite on saved models with a per-model cache;
+                        the markdown comparison table.
 """
-
-from noisy_student_tf.robustness.adversarial import adversarial_accuracy
-from noisy_student_tf.robustness.adversarial import fgsm
-from noisy_student_tf.robustness.adversarial import pgd
-from noisy_student_tf.robustness.corruptions import CORRUPTIONS
-from noisy_student_tf.robustness.corruptions import corrupt
-from noisy_student_tf.robustness.datasets import load_cifar10_c
-from noisy_student_tf.robustness.datasets import load_tfds_robustness
-from noisy_student_tf.robustness.datasets import tfds_corruption_name
-from noisy_student_tf.robustness.metrics import ALEXNET_CLEAN_ERROR
-from noisy_student_tf.robustness.metrics import ALEXNET_ERRORS
-from noisy_student_tf.robustness.metrics import IMAGENET_A_CLASS_INDICES
-from noisy_student_tf.robustness.metrics import corruption_errors
-from noisy_student_tf.robustness.metrics import flip_probability
-from noisy_student_tf.robustness.metrics import imagenet_a_logits
-from noisy_student_tf.robustness.metrics import mce
-from noisy_student_tf.robustness.metrics import mean_flip_rate
-from noisy_student_tf.robustness.metrics import relative_mce
-from noisy_student_tf.robustness.metrics import top1_error
-from noisy_student_tf.robustness.metrics import unnormalized_mean_error
-from noisy_student_tf.robustness.perturbations import PERTURBATIONS
-from noisy_student_tf.robustness.perturbations import make_sequence
-from noisy_student_tf.robustness.perturbations import make_sequences
-from noisy_student_tf.robustness.suite import plot_robustness
-from noisy_student_tf.robustness.suite import run_robustness_suite
-
-__all__ = [
-    "ALEXNET_CLEAN_ERROR", "ALEXNET_ERRORS", "CORRUPTIONS",
-    "IMAGENET_A_CLASS_INDICES", "PERTURBATIONS", "adversarial_accuracy",
-    "corrupt", "corruption_errors", "fgsm", "flip_probability",
-    "imagenet_a_logits", "load_cifar10_c", "load_tfds_robustness",
-    "make_sequence", "make_sequences", "mce", "mean_flip_rate", "pgd",
-    "plot_robustness", "relative_mce", "run_robustness_suite",
-    "tfds_corruption_name", "top1_error", "unnormalized_mean_error",
-]

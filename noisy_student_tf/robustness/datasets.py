@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from noisy_student_tf.robustness.corruptions import CORRUPTIONS
 from noisy_student_tf.robustness.corruptions import SEVERITIES
@@ -120,8 +121,6 @@ def load_tfds_robustness(name: str, data_dir: Optional[str] = None,
         FileNotFoundError: naming the dataset if it is not prepared in
             data_dir.
     """
-    import tensorflow_datasets as tfds  # Slow import; only this loader.
-
     builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
         raise FileNotFoundError(

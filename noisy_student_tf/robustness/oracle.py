@@ -27,6 +27,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from noisy_student_tf.data import fashion_mnist
 from noisy_student_tf.robustness import corruptions
 from noisy_student_tf.robustness import frost as frost_lib
 
@@ -307,9 +308,7 @@ def fashion_mnist_images(num_images: int, size: int,
     Raises:
         ValueError: on a bad count or size.
     """
-    # pylint: disable=g-import-not-at-top
-    from PIL import Image
-    from noisy_student_tf.data import fashion_mnist
+    from PIL import Image  # pylint: disable=g-import-not-at-top
     if not 1 <= num_images <= 10000 or size < 32:
         raise ValueError(f"need 1 <= num_images <= 10000 and size >= 32, "
                          f"got {num_images}, {size}")

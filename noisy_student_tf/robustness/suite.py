@@ -6,8 +6,8 @@ or taken from a released set such as CIFAR-10-C), flip probabilities on
 generated perturbation sequences, and FGSM / PGD accuracy per epsilon. The
 report is a plain JSON-serialisable dict; `plot_robustness` draws several
 reports side by side (matplotlib object API on an Agg canvas, so the
-caller's pyplot backend is never touched), and `load_cifar10_c`
-(re-exported from `datasets`) reads the released CIFAR-10-C files.
+caller's pyplot backend is never touched). Released corruptions (e.g.
+`datasets.load_cifar10_c`) replace the generated ones when given.
 
 `logits_fn` receives float32 pixels on the 0-255 scale (the adversarial
 protocol) and must apply the model's normalisation itself.
@@ -27,7 +27,6 @@ from noisy_student_tf.robustness import corruptions as corruptions_lib
 from noisy_student_tf.robustness import frost as frost_lib
 from noisy_student_tf.robustness import metrics
 from noisy_student_tf.robustness import perturbations as perturbations_lib
-from noisy_student_tf.robustness.datasets import load_cifar10_c  # noqa: F401
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -163,7 +162,7 @@ def run_robustness_suite(
             are); mCE and relative mCE vs AlexNet are reported only for
             "imagenet" with all 15 corruptions and 5 severities.
         corrupted_data: optional released data replacing the on-the-fly
-            corruptions, as returned by `load_cifar10_c`.
+            corruptions, as returned by `datasets.load_cifar10_c`.
         perturbations: perturbation names for flip probabilities.
         num_perturbation_sequences: how many images (the first ones) get a
             perturbation sequence.

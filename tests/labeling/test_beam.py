@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 from noisy_student_tf.data import sources
+from noisy_student_tf.labeling import filtering
 from noisy_student_tf.labeling import predict
-from noisy_student_tf.labeling import select
 from noisy_student_tf.labeling import tfrecord_io
 from tests import testing
 from tests.labeling import test_predict
@@ -48,7 +48,7 @@ def local(tmp_path_factory):
         teacher, test_predict.source(200), PP, str(root / "labels"),
         num_shards=SHARDS, batch_size=32, has_true_labels=True,
         progress=False)
-    stats = select.filter_and_balance(
+    stats = filtering.filter_and_balance(
         test_predict.source(200), str(root / "labels"),
         str(root / "filter"), SHARDS, 10, **FILTER)
     return dict(root=root, teacher=teacher, summary=summary, stats=stats)
@@ -198,7 +198,7 @@ def test_driver_picks_the_engine_from_the_config():
         beam_filter.filter_and_balance
     config.labeling.engine = "local"
     assert stages.labeling_engine(config, "filter_and_balance") is \
-        select.filter_and_balance
+        filtering.filter_and_balance
     config.labeling.engine = "spark"
     with pytest.raises(ValueError, match="'local' or 'beam', got 'spark'"):
         stages.labeling_engine(config, "generate_pseudo_labels")

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from noisy_student_tf import robustness
-from noisy_student_tf import robustness_stage
 from noisy_student_tf.robustness import datasets
+from noisy_student_tf.robustness import frost
+from noisy_student_tf.robustness import metrics
+from noisy_student_tf.robustness import model_suite
 from noisy_student_tf.robustness import suite
 
 KEYS = {"num_examples", "settings", "clean", "corruptions", "perturbations",
@@ -66,10 +67,10 @@ def test_suite_states_which_frost_it_used():
     report = suite.run_robustness_suite(
         _always_class_0, images, labels, corruptions=("frost",),
         severities=(1,), perturbations=(), epsilons=(), progress=False)
-    assert report["settings"]["frost"] == robustness.frost.describe()
+    assert report["settings"]["frost"] == frost.describe()
     assert report["settings"]["frost"].startswith(
         ("photographs (imagecorruptions", "synthetic"))
-    lines = "\n".join(robustness_stage.report_lines(
+    lines = "\n".join(model_suite.report_lines(
         {"models": {"m": json.loads(json.dumps(report))}}))
     assert f"frost from {report['settings']['frost']}" in lines
 
@@ -102,7 +103,7 @@ def test_suite_parts_switch_off_and_imagenet_mce():
     assert len(corr["accuracy"]) == 15
     # Error 0.5 everywhere: mCE = 100 * mean_c 2.5 / sum_s E^AlexNet_sc.
     expected = 100 * np.mean([2.5 / np.sum(v) for v in
-                              robustness.ALEXNET_ERRORS.values()])
+                              metrics.ALEXNET_ERRORS.values()])
     assert corr["mce"] == pytest.approx(expected)
     assert corr["relative_mce"] is not None
     report = suite.run_robustness_suite(
@@ -116,7 +117,7 @@ def test_suite_uses_released_corruptions(tmp_path):
     labels[:10000:2] = 1  # severity 1: half the labels are class 1
     np.save(tmp_path / "labels.npy", labels)
     np.save(tmp_path / "fog.npy", np.zeros((50000, 32, 32, 3), np.uint8))
-    data = robustness.load_cifar10_c(str(tmp_path), ("fog",), (1, 2))
+    data = datasets.load_cifar10_c(str(tmp_path), ("fog",), (1, 2))
     assert set(data["fog"]) == {1, 2}
     assert data["fog"][1][0].shape == (10000, 32, 32, 3)
     images, clean_labels = _data()
@@ -126,7 +127,7 @@ def test_suite_uses_released_corruptions(tmp_path):
         epsilons=None, batch_size=4096, progress=False)
     assert report["corruptions"]["accuracy"]["fog"] == {"1": 0.5, "2": 1.0}
     with pytest.raises(FileNotFoundError, match="frost"):
-        robustness.load_cifar10_c(str(tmp_path), ("frost",))
+        datasets.load_cifar10_c(str(tmp_path), ("frost",))
 
 
 def test_tfds_loader_names_a_missing_dataset(tmp_path):
@@ -150,14 +151,14 @@ def test_plot_robustness_writes_a_png(tmp_path):
             progress=False)
         for name, fn in (("teacher", _always_class_0),
                          ("student_1", _model_fn()))}
-    path = robustness.plot_robustness(reports,
-                                      str(tmp_path / "plots" / "r.png"))
+    path = suite.plot_robustness(reports,
+                                 str(tmp_path / "plots" / "r.png"))
     assert os.path.getsize(path) > 1000
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError):
-        robustness.plot_robustness({"empty": {"clean": {"top1": 1.0}}},
-                                   str(tmp_path / "x.png"))
+        suite.plot_robustness({"empty": {"clean": {"top1": 1.0}}},
+                              str(tmp_path / "x.png"))
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import tensorflow as tf
 from noisy_student_tf.data import features
 from noisy_student_tf.data import readers
 from noisy_student_tf.data import sources
-from noisy_student_tf.labeling import select
+from noisy_student_tf.labeling import filtering
 from noisy_student_tf.labeling import tfrecord_io
 
 
@@ -17,7 +17,7 @@ def test_thresholds_walk_down_until_target_or_min():
     hist[0, 80] = 100     # ...then 100 at 0.80 -> reaches 120 there
     hist[1, 50] = 10      # class 1: only 10 above 0.3 -> min threshold
     hist[1, 10] = 99      # below min_threshold: never counted
-    got = select.select_thresholds(hist, num_image=120, min_threshold=0.3)
+    got = filtering.select_thresholds(hist, num_image=120, min_threshold=0.3)
     assert got[0] == (0.80, 150)
     assert got[1] == (0.30, 10)
     assert got[2] == (0.30, 0)
@@ -30,50 +30,50 @@ def test_use_all_walks_down_to_min_threshold():
     hist = np.zeros((2, 101), np.int64)
     hist[0, 95], hist[0, 80], hist[0, 40], hist[0, 20] = 50, 100, 30, 7
     hist[1, 60] = 5
-    got = select.select_thresholds(hist, num_image=120, min_threshold=0.3,
+    got = filtering.select_thresholds(hist, num_image=120, min_threshold=0.3,
                                    use_all=True)
     assert got == [(0.30, 180), (0.30, 5)]
     # Kept exactly once whatever num_image / total (or the coin) says.
-    assert [select.copies_for(p, 0, got, 120, 2.0, draw, use_all=True)
+    assert [filtering.copies_for(p, 0, got, 120, 2.0, draw, use_all=True)
             for p, draw in ((0.95, 0.9), (0.41, 0.0), (0.30, 0.5),
                             (0.29, 0.0))] == [1, 1, 1, 0]
 
 
 def test_bins_put_edges_in_the_right_bin():
     np.testing.assert_array_equal(
-        select._bins([0.3, 0.2999, 1.0, 0.0, 0.995]), [30, 29, 100, 0, 99])
+        filtering._bins([0.3, 0.2999, 1.0, 0.0, 0.995]), [30, 29, 100, 0, 99])
 
 
 def test_record_coin_is_splitmix64_of_seed_and_id():
     # SplitMix64's published first output for state 0 is
     # 0xE220A8397B1DCDAF; the coin is its top 53 bits over 2**53.
-    assert select.record_uniform(0, 0) == \
+    assert filtering.record_uniform(0, 0) == \
         (0xE220A8397B1DCDAF >> 11) / 2.0**53
-    draws = select.record_uniform(7, np.arange(100_000))
+    draws = filtering.record_uniform(7, np.arange(100_000))
     assert draws.min() >= 0.0 and draws.max() < 1.0
     assert draws.mean() == pytest.approx(0.5, abs=0.005)
     # Only (seed, id) matter: the same id draws the same coin alone or in
     # any batch, and another seed draws another coin.
-    assert select.record_uniform(7, 123) == draws[123]
-    assert select.record_uniform(8, 123) != draws[123]
+    assert filtering.record_uniform(7, 123) == draws[123]
+    assert filtering.record_uniform(8, 123) != draws[123]
 
 
 def test_copies_subsample_and_duplicate_exactly_in_expectation():
     thresholds = [(0.5, 200), (0.3, 40), (0.3, 0)]
-    coins = select.record_uniform(0, np.arange(4000))
+    coins = filtering.record_uniform(0, np.arange(4000))
     # num_image 100: class 0 keeps each with p=0.5, class 1 gets 2.5 copies.
-    draws0 = [select.copies_for(0.9, 0, thresholds, 100, 2.0, u)
+    draws0 = [filtering.copies_for(0.9, 0, thresholds, 100, 2.0, u)
               for u in coins]
-    draws1 = [select.copies_for(0.4, 1, thresholds, 100, 2.0, u)
+    draws1 = [filtering.copies_for(0.4, 1, thresholds, 100, 2.0, u)
               for u in coins]
     assert set(draws0) == {0, 1} and set(draws1) == {2, 3}
     assert np.mean(draws0) == pytest.approx(0.5, abs=0.03)
     assert np.mean(draws1) == pytest.approx(2.5, abs=0.03)
     # The extra copy goes exactly to the coins under the fraction.
-    assert [select.copies_for(0.9, 0, thresholds, 100, 2.0, u)
+    assert [filtering.copies_for(0.9, 0, thresholds, 100, 2.0, u)
             for u in (0.0, 0.4999, 0.5, 0.99)] == [1, 1, 0, 0]
-    assert select.copies_for(0.45, 0, thresholds, 100, 2.0, 0.0) == 0
-    capped = [select.copies_for(0.4, 1, thresholds, 100, 2.0, u,
+    assert filtering.copies_for(0.45, 0, thresholds, 100, 2.0, 0.0) == 0
+    capped = [filtering.copies_for(0.4, 1, thresholds, 100, 2.0, u,
                                 upsample=False) for u in coins[:50]]
     assert set(capped) == {1}
 
@@ -104,12 +104,12 @@ def _filter_sixty(tmp_path, monkeypatch, num_shards=2, num_image=40,
     monkeypatch.setattr(
         sources, "make_source", lambda config, shard=None:
         readers.array_source(images, labels, shard=shard))
-    stats = select.filter_and_balance(
+    stats = filtering.filter_and_balance(
         None, str(tmp_path / "labels"), str(tmp_path / "filter"),
         num_shards, classes, min_threshold=0.3, num_image=num_image,
         **options)
     records = list(tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(
-        select.filtered_pattern(str(tmp_path / "filter"))))).map(
+        filtering.filtered_pattern(str(tmp_path / "filter"))))).map(
             lambda s: features.parse_pseudo_label(s, classes)))
     return stats, records, images, probs
 
@@ -163,7 +163,7 @@ def test_kept_records_depend_on_seed_and_id_not_on_sharding(tmp_path,
             num_image=20, plots=False, seed=5)
         kept.append(sorted(int(r["id"]) for r in records
                            if int(r["label"]) == 1))
-    coins = select.record_uniform(5, np.arange(40))
+    coins = filtering.record_uniform(5, np.arange(40))
     assert kept[0] == kept[1] == kept[2] == list(np.flatnonzero(coins < 0.5))
 
 
@@ -176,6 +176,6 @@ def test_mismatched_source_and_predictions_are_refused(tmp_path,
         sources, "make_source", lambda config, shard=None:
         readers.array_source(images, np.zeros(4), shard=shard))
     with pytest.raises(sources.DataError, match="does not match"):
-        select.filter_and_balance(
+        filtering.filter_and_balance(
             None, str(tmp_path / "labels"), str(tmp_path / "f"), 1, 2,
             min_threshold=0.0, num_image=2, plots=False)

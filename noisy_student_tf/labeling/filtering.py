@@ -29,6 +29,7 @@ import tensorflow as tf
 from noisy_student_tf import io_utils
 from noisy_student_tf.data import features
 from noisy_student_tf.data import sources
+from noisy_student_tf.labeling import plots as plots_lib
 from noisy_student_tf.labeling import predict
 from noisy_student_tf.labeling import tfrecord_io
 
@@ -277,6 +278,5 @@ def filter_and_balance(source_config, labels_dir, filter_dir, num_shards,
     }
     io_utils.atomic_write_json(os.path.join(filter_dir, "stats.json"), stats)
     if plots:
-        from noisy_student_tf.labeling import plots as plots_lib
         plots_lib.plot_filter_stats(histogram, stats, filter_dir)
     return stats

@@ -1,21 +1,20 @@
-"""Robustness stage: the robustness suite on the driver's saved models.
+"""The robustness suite on saved models, cached, and its comparison table.
 
-Glue between `loop.py` (and `scripts/robustness.py`) and the robustness
-library. The suite and the attacks work on PIXELS, float32 on the 0-255
-scale at the model's input size (docs/reference/related_methods.md
-section 4.5: attack in pixel space, normalisation inside the model), so
-each model's eval pp string is split at its first `normalize` / `value_range`:
+The suite and the attacks work on PIXELS, float32 on the 0-255 scale at
+the model's input size (docs/reference/related_methods.md section 4.5:
+attack in pixel space, normalisation inside the model), so each model's
+eval pp string is split at its first `normalize` / `value_range`:
 
     decode(channels=1)|pad_to_size(32) | normalize("fashion_mnist")
     \\____ pp_fn: raw image -> uint8 pixels / \\__ logits_fn: batched __/
 
-`keep` / `onehot` only touch labels and are dropped (`logits_fn_for`,
-defined in `robustness_data` with the loaders). Each model's report
-is cached as `robustness.json` next to the model (written atomically with
-the settings it was computed with), so a resumed driver run and a rerun
-of the script skip finished models. Released data (CIFAR-10-C `.npy`,
-TFDS `cifar10_corrupted` / `imagenet2012_corrupted`, `imagenet_a`) are
-used when the robustness config names them.
+`keep` / `onehot` only touch labels and are dropped (`pixel_views`). Each
+model's report is cached as `robustness.json` in a directory the caller
+names (written atomically with the settings it was computed with), so a
+resumed run and a rerun of the script skip finished models. Released data
+(CIFAR-10-C `.npy`, TFDS `cifar10_corrupted` / `imagenet2012_corrupted`,
+`imagenet_a`) are used when the robustness settings name them. Settings
+default to `configs.common.ROBUSTNESS_DEFAULTS`.
 """
 
 import json
@@ -25,17 +24,12 @@ import ml_collections
 import tensorflow as tf
 
 from noisy_student_tf import io_utils
-from noisy_student_tf import robustness
-from noisy_student_tf import robustness_data
+from noisy_student_tf.configs import common as config_common
 from noisy_student_tf.data import sources
-from noisy_student_tf.robustness import corruptions as corruptions_lib
 from noisy_student_tf.robustness import frost as frost_lib
+from noisy_student_tf.robustness import pixel_views
+from noisy_student_tf.robustness import suite
 from noisy_student_tf.training import checkpoints
-from noisy_student_tf.training import trainer
-
-# The pixel-space view of a model lives with the data it is applied to.
-logits_fn_for = robustness_data.logits_fn_for
-split_pp_string = robustness_data.split_pp_string
 
 CACHE_FILE = "robustness.json"
 PLOT_FILE = "robustness.png"
@@ -44,53 +38,6 @@ _CACHE_VERSION = 1
 # Released data sets that decide the corruption constants themselves.
 _RELEASED_CONSTANTS = {"cifar10_corrupted": "cifar",
                        "imagenet2012_corrupted": "imagenet"}
-
-
-def default_config(quick=False):
-    """Default robustness settings (`c.robustness` of an experiment).
-
-    Args:
-      quick: seconds-long settings for tests and `:quick` configs: 64
-        images, 3 corruptions at 2 severities, 2 epsilons, PGD-2 and one
-        perturbation with 4 sequences.
-
-    Returns:
-      A ConfigDict. `constants="auto"` picks "cifar" for images of at most
-      64 px and "imagenet" above. `cifar10_c_dir` / `tfds_name` (with
-      `tfds_data_dir`) name released data to use instead of on-the-fly
-      corruptions ("imagenet_a" adds an ImageNet-A top-1).
-    """
-    config = ml_collections.ConfigDict(dict(
-        enabled=True,
-        num_examples=1000,  # the first N eval images
-        corruptions=list(corruptions_lib.CORRUPTIONS),
-        severities=list(corruptions_lib.SEVERITIES),
-        constants="auto",
-        # One per family: noise, blur, brightness, translation, rotation.
-        perturbations=["gaussian_noise", "motion_blur", "brightness",
-                       "translate", "rotate"],
-        num_perturbation_sequences=100,
-        num_frames=10,
-        epsilons=[1, 2, 4, 8, 16],  # 0-255 scale
-        pgd_steps=10,
-        num_adversarial_examples=500,
-        batch_size=256,
-        seed=0,
-        cifar10_c_dir=None,
-        tfds_name=None,
-        tfds_data_dir=None,
-    ), type_safe=False)
-    if quick:
-        config.num_examples = 64
-        config.corruptions = ["gaussian_noise", "defocus_blur", "contrast"]
-        config.severities = [1, 3]
-        config.epsilons = [2, 8]
-        config.pgd_steps = 2
-        config.perturbations = ["brightness"]
-        config.num_perturbation_sequences = 4
-        config.num_frames = 5
-        config.num_adversarial_examples = 32
-    return config
 
 
 # === One model ===
@@ -103,13 +50,13 @@ def _as_dict(config):
 
 
 def resolve_config(robustness_config):
-    """`default_config()` updated with the given settings.
+    """`configs.common.robustness_config()` updated with the given settings.
 
     Raises:
       ValueError: an unknown setting (a typo would silently do nothing).
     """
     settings = _as_dict(robustness_config or {})
-    defaults = default_config().to_dict()
+    defaults = config_common.robustness_config().to_dict()
     unknown = sorted(set(settings) - set(defaults))
     if unknown:
         raise ValueError(f"unknown robustness settings {unknown}; valid: "
@@ -153,7 +100,7 @@ def evaluate_model_robustness(model_path, eval_source_config, eval_pp_string,
       eval_source_config: source config (see `sources.make_source`) of the
         clean labelled images; the first `num_examples` are used.
       eval_pp_string: the model's eval pp string.
-      robustness_config: settings as in `default_config`.
+      robustness_config: settings as in `configs.common.robustness_config`.
       workdir_for_cache: directory for `robustness.json` (None: no cache).
         A cache computed with other settings, another eval pp or source,
         or another model file is recomputed.
@@ -181,16 +128,14 @@ def evaluate_model_robustness(model_path, eval_source_config, eval_pp_string,
             return cached["report"]
 
     model = checkpoints.load_model(model_path)
-    pp_fn, logits_fn = robustness_data.logits_fn_for(model,
-                                                     eval_pp_string)
+    pp_fn, logits_fn = pixel_views.logits_fn_for(model, eval_pp_string)
     records = sources.make_source(source_config).map(
         lambda r: (r["image"], r["label"]))
-    images, labels = robustness_data.load_pixels(
+    images, labels = pixel_views.load_pixels(
         records, pp_fn, rcfg.num_examples, rcfg.batch_size)
     constants = _constants(rcfg, images.shape[1:])
-    corrupted = robustness_data.released_corruptions(
-        rcfg, pp_fn, len(images))
-    report = robustness.run_robustness_suite(
+    corrupted = pixel_views.released_corruptions(rcfg, pp_fn, len(images))
+    report = suite.run_robustness_suite(
         logits_fn, images, labels, corruptions=rcfg.corruptions,
         severities=rcfg.severities, constants=constants,
         corrupted_data=corrupted, perturbations=rcfg.perturbations,
@@ -200,7 +145,7 @@ def evaluate_model_robustness(model_path, eval_source_config, eval_pp_string,
         num_adversarial_examples=rcfg.num_adversarial_examples,
         batch_size=rcfg.batch_size, seed=rcfg.seed, progress=progress)
     if rcfg.get("tfds_name") == "imagenet_a":
-        report["imagenet_a"] = robustness_data.imagenet_a_accuracy(
+        report["imagenet_a"] = pixel_views.imagenet_a_accuracy(
             logits_fn, pp_fn, rcfg.get("tfds_data_dir"), rcfg.batch_size)
     if cache:
         io_utils.ensure_writable_dir(workdir_for_cache)
@@ -209,7 +154,7 @@ def evaluate_model_robustness(model_path, eval_source_config, eval_pp_string,
     return report
 
 
-# === Several models, the driver's report ===
+# === Several models ===
 
 
 def evaluate_models(models, eval_source_config, robustness_config,
@@ -220,7 +165,7 @@ def evaluate_models(models, eval_source_config, robustness_config,
       models: list of (name, model_path, eval_pp_string, cache_dir) in
         legend order; cache_dir may be None.
       eval_source_config: the clean eval source.
-      robustness_config: settings as in `default_config`.
+      robustness_config: settings as in `configs.common.robustness_config`.
       output_dir: where `robustness.png` goes.
       progress: show progress bars.
 
@@ -239,8 +184,10 @@ def evaluate_models(models, eval_source_config, robustness_config,
                 f"model file {model_path!r} does not exist")
     reports, paths = {}, {}
     for name, model_path, pp_string, cache_dir in models:
-        trainer.log(f"robustness: {name}" + (
-            f" ({model_path})" if name != model_path else ""))
+        # The driver's log prefix (training/trainer.py `log`), without
+        # importing the trainer.
+        print(f"[noisy-student] robustness: {name}" + (
+            f" ({model_path})" if name != model_path else ""), flush=True)
         reports[name] = evaluate_model_robustness(
             model_path, eval_source_config, pp_string, robustness_config,
             cache_dir, progress)
@@ -249,61 +196,10 @@ def evaluate_models(models, eval_source_config, robustness_config,
     if any(r.get("corruptions") or r.get("adversarial")
            for r in reports.values()):
         plot = PLOT_FILE
-        robustness.plot_robustness(reports, os.path.join(output_dir, plot))
+        suite.plot_robustness(reports, os.path.join(output_dir, plot))
     # "names" keeps the order: JSON writers here sort keys.
     return {"names": list(reports), "models": reports, "model_paths": paths,
             "plot": plot}
-
-
-def models_of_report(config, report):
-    """(name, model_path, eval pp, cache dir) of every model of a run.
-
-    Names match report.md's table: teacher, baseline (when it is its own
-    model), student 1..n, finetuned.
-    """
-    teacher_pp = config.teacher.pp.eval
-    rows = [("teacher", report["teacher"], teacher_pp)]
-    baseline = report.get("baseline")
-    if baseline and baseline.get("same_as") != "teacher":
-        rows.append(("baseline", baseline,
-                     _stage_eval_pp(config.get("baseline"), teacher_pp)))
-    students = (list(config.students.values()) if config.get("students")
-                else [])
-    last_pp = teacher_pp
-    for index, iteration in enumerate(report["iterations"], start=1):
-        student = students[index - 1] if index <= len(students) else None
-        last_pp = _stage_eval_pp(student, teacher_pp)
-        rows.append((f"student {index}", iteration["student"], last_pp))
-    if report.get("finetune"):
-        rows.append(("finetuned", report["finetune"],
-                     _stage_eval_pp(config.get("finetune"), last_pp)))
-    return [(name, row["model_path"], pp,
-             os.path.dirname(row["model_path"])) for name, row, pp in rows]
-
-
-def _stage_eval_pp(stage, fallback):
-    pp = stage.get("pp") if stage else None
-    return (pp.get("eval") if pp else None) or fallback
-
-
-def run_for_report(config, report, workdir, progress=True):
-    """The driver's robustness stage over teacher, students and finetune.
-
-    Args:
-      config: the experiment config; `config.robustness` holds the
-        settings (see `default_config`), `config.data.eval` the images.
-      report: the driver's report so far (model paths per stage).
-      workdir: the experiment directory; `robustness.png` goes there and
-        each model's `robustness.json` cache next to its model.
-      progress: show progress bars.
-
-    Returns:
-      JSON-serialisable {"names": [...], "models": {name: report},
-      "model_paths": {...}, "plot": "robustness.png"}.
-    """
-    return evaluate_models(models_of_report(config, report),
-                           config.data.eval.to_dict(), config.robustness,
-                           workdir, progress)
 
 
 # === Markdown ===

@@ -1,4 +1,4 @@
-"""Pixel-space views of models and data for the robustness stage.
+"""Pixel-space views of models and data for the robustness suite.
 
 The suite and the attacks see a model as `logits_fn(pixels)`: float32
 pixels on the 0-255 scale at its input size, with the normalisation of its
@@ -7,7 +7,8 @@ through the pixel part of that pp string, so released data of another size
 (CIFAR-10-C at 32 px, ImageNet-C / ImageNet-A at 224 px or any size) reach
 the model exactly like its clean eval images. Deliberate choice for the
 224 px ImageNet-C images: the eval crop applies again (augmix's Resize +
-CenterCrop protocol, spec section 4.2), not hendrycks' no-op crop.
+CenterCrop protocol; docs/reference/related_methods.md section 4.2), not
+hendrycks' no-op crop.
 
 Released corrupted sets replace the on-the-fly corruptions: the first
 `num_examples` images of every (corruption, severity) block, which for
@@ -124,7 +125,7 @@ def load_pixels(dataset, pp_fn, limit=None, batch_size=256):
     Args:
       dataset: tf.data.Dataset of (raw image, label) pairs.
       pp_fn: image -> uint8 pixels at the model size
-        (`robustness_stage.logits_fn_for`).
+        (`logits_fn_for`).
       limit: keep only this many (None: all).
       batch_size: preprocessing batch size.
 
