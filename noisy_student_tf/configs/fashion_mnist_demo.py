@@ -18,9 +18,10 @@ Fill 0 and no Invert/SolarizeAdd: Fashion-MNIST's background is black,
 and grey borders or a white background cost a labeled-only model ~6
 points here (see the README's demo section for what was measured).
 
-Variants: default (~20 min on 2 CPU cores; students start from their
-teacher and train briefly), `:full` (longer: a longer teacher, students
-from scratch for many more steps, and the ceiling), `:ceiling` (adds the
+Variants: default (15 min on 2 idle CPU cores, see
+results/fashion_mnist_demo; students start from their teacher and train
+briefly), `:full` (longer: a longer teacher, students from scratch for
+many more steps, and the ceiling), `:ceiling` (adds the
 last student's architecture trained on all 60,000 labels, for
 `gap_closed`), `:paper` (`:full` with students that grow, 0.25 -> 0.375
 -> 0.5 -> 0.5 of B0's width and depth over three iterations, each with a
