@@ -228,30 +228,24 @@ def robustness(config, report, workdir, progress=True):
 
 
 def robustness_models(config, report):
-    """(name, model_path, eval pp, cache dir) of every model of a run:
-    teacher, baseline (when it is its own model), student 1..n, finetuned
-    (report.md's names), each with its own stage's eval pp."""
+    """(name, model_path, eval pp, cache dir) of every model of a run that
+    the suite evaluates: report.md's rows (`report.stage_rows`) but the
+    student baselines and the ceiling, each with its own stage's eval pp."""
     def eval_pp(block, fallback):
         pp = block.get("pp") if block else None
         return (pp.get("eval") if pp else None) or fallback
 
-    teacher_pp = config.teacher.pp.eval
-    rows = [("teacher", report["teacher"], teacher_pp)]
-    baseline = report.get("baseline")
-    if baseline and baseline.get("same_as") != "teacher":
-        rows.append(("baseline", baseline,
-                     eval_pp(config.get("baseline"), teacher_pp)))
     students = stage_configs.students_of(config)
-    last_pp = teacher_pp
-    for index, iteration in enumerate(report["iterations"], start=1):
+    pps = {"teacher": config.teacher.pp.eval}
+    pps["baseline"] = eval_pp(config.get("baseline"), pps["teacher"])
+    last_pp = pps["teacher"]
+    for index in range(1, len(report["iterations"]) + 1):
         block = students[index - 1] if index <= len(students) else None
-        last_pp = eval_pp(block, teacher_pp)
-        rows.append((f"student {index}", iteration["student"], last_pp))
-    if report.get("finetune"):
-        rows.append(("finetuned", report["finetune"],
-                     eval_pp(config.get("finetune"), last_pp)))
-    return [(name, row["model_path"], pp,
-             os.path.dirname(row["model_path"])) for name, row, pp in rows]
+        last_pp = pps[f"student {index}"] = eval_pp(block, pps["teacher"])
+    pps["finetuned"] = eval_pp(config.get("finetune"), last_pp)
+    return [(name, row["model_path"], pps[name],
+             os.path.dirname(row["model_path"]))
+            for name, row in report_lib.stage_rows(report) if name in pps]
 
 
 def train_named(config, workdir, name, progress=True):
