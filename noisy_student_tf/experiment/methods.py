@@ -19,11 +19,8 @@ Experiment config: `method` (name), `seed`, `num_classes`, `channels`,
 stage), optional `student_init`, `baseline`, `finetune`.
 """
 
-import copy
 import os
 import time
-
-import ml_collections
 
 from noisy_student_tf import io_utils
 from noisy_student_tf.configs import common
@@ -32,6 +29,7 @@ from noisy_student_tf.experiment import stages
 from noisy_student_tf.experiment import workdir as workdir_lib
 from noisy_student_tf.training import checkpoints
 from noisy_student_tf.training import evaluate as evaluate_lib
+from noisy_student_tf.training import finetune
 from noisy_student_tf.training import objectives
 
 EXPERIMENT_KEYS = frozenset({
@@ -157,14 +155,10 @@ def finetune_stage(config, init_path):
     Returns:
       The complete stage config (with `data.validation` when given).
     """
-    base = {"model": config.student.model.to_dict(),
-            "pp": {"eval": config.student.pp.eval}}
-    stage = common.deep_update(copy.deepcopy(base), config.finetune.to_dict())
-    stage.pop("enabled", None)
     data = {"validation": config.data.validation.to_dict()} \
         if config.data.get("validation") else {}
-    return common.stage_config(config, ml_collections.ConfigDict(stage),
-                               model={"init": init_path}, data=data)
+    return finetune.finetune_config(config, config.student, init_path,
+                                    data=data)
 
 
 def summarize(result, stage, stage_dir):

@@ -34,18 +34,24 @@ def freeze_stem_and_blocks(model, num_blocks):
         model.get_layer(name).trainable = False
 
 
-def finetune_config(config, last_stage, model_path):
-    """Trainer config for the finetune stage of an experiment.
+def finetune_config(config, base_stage, model_path, **extra):
+    """Trainer config of a finetune stage: labels only, from `model_path`.
 
-    `config.finetune` gives image_size, freeze_blocks, pp (labeled/eval at
-    the new size, no augmentation), total_steps and optimizer overrides;
-    the architecture is the last stage's.
+    The architecture and eval pp are `base_stage`'s (the last student, or
+    a method's student), `config.finetune` is merged on top: the Noisy
+    Student resolution finetune gives image_size (the test resolution),
+    freeze_blocks, pp at the new size and a short schedule; Meta Pseudo
+    Labels' gives its own schedule and pp. `extra` is the caller's last
+    word (e.g. the validation split).
     """
     ft = config.finetune.to_dict()
     ft.pop("enabled", None)
-    model = last_stage.model.to_dict()
-    model.update(image_size=ft.pop("image_size"), init=model_path,
-                 init_skip_head=False)
-    stage = dict(model=model, unlabel_ratio=0, teacher=None)
-    stage.update(ft)
-    return common.stage_config(config, ml_collections.ConfigDict(stage))
+    model = base_stage.model.to_dict()
+    if "image_size" in ft:  # a new input size: the model is rebuilt
+        model["image_size"] = ft.pop("image_size")
+    stage = dict(model=model, pp=dict(eval=base_stage.pp.eval),
+                 unlabel_ratio=0, teacher=None)
+    common.deep_update(stage, ft)
+    stage["model"].update(init=model_path, init_skip_head=False)
+    return common.stage_config(config, ml_collections.ConfigDict(stage),
+                               **extra)
