@@ -27,8 +27,8 @@ from noisy_student_tf.data import preprocess
 from noisy_student_tf.training import finetune
 from noisy_student_tf.training import objectives
 from noisy_student_tf.training import optimizers
+from noisy_student_tf.training import precision
 from noisy_student_tf.training import schedules
-from noisy_student_tf.training import trainer
 from tests import image_tree
 
 CONFIG_DIR = os.path.dirname(common.__file__)
@@ -245,7 +245,7 @@ def test_quick_models_and_pipelines_are_tiny(name, arg):
     seen = set()
     for stage_name, stage in _stages(config):
         where = f"{name}:{arg} {stage_name}"
-        model = trainer.build_model(stage.model)
+        model = precision.build_model(stage.model)
         # Tiny widths, or B0 at 32x32 (SVHN's real model is cheap there).
         assert model.count_params() < 5_000_000, where
         if stage.get("freeze_blocks", -1) >= 0:

@@ -35,16 +35,7 @@ def train(name, stage, workdir, progress=True):
     stage_dir = os.path.join(workdir, name)
     if name == workdir_lib.TEACHER and stage.get("path"):
         return teacher_file.run(stage, stage_dir)
-    done = workdir_lib.done_result(stage_dir)
-    if done is not None:
-        log(f"{name}: complete, skipped")
-        return done
-    log(f"{name}: training {stage.model.name} for "
-        f"{stage.get('total_steps') or stage.get('total_epochs')} "
-        f"{'steps' if stage.get('total_steps') else 'epochs'}")
-    result = trainer.train(stage, stage_dir, progress=progress)
-    log(f"{name}: top-1 {result['eval'].get('top1', float('nan')):.4f}")
-    return result
+    return trainer.train(stage, stage_dir, progress=progress, name=name)
 
 
 def teacher(config, workdir, progress=True):

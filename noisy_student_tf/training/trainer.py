@@ -6,9 +6,8 @@ MEAL V2 or MPL. The loop owns what every method shares: strategy, model
 build and init, optimizer and schedule, EMA, checkpoints and resume,
 TensorBoard, progress, NaN guard, evaluation and the final model file.
 
-Order of initialisation (big_vision's convention, written out):
-workdir checkpoint (resume) -> `config.model.init` (e.g. the teacher) ->
-scratch.
+Initialisation order (big_vision's, written out): workdir checkpoint
+(resume) -> `config.model.init` (e.g. the teacher) -> scratch.
 """
 
 import contextlib
@@ -57,8 +56,7 @@ class Trainer:
       num_replicas: replicas in sync (losses are divided by it).
       precision: "none", "bf16" or "fp16" (`precision.py`).
       accumulator: `GradientAccumulator` when accumulation_steps > 1.
-      train_loop: the loop function the last `run` traced and called
-        (`train_loop.make_train_loop`), for benchmarks and tools.
+      train_loop: the loop function the last `run` traced (benchmarks).
     """
 
     def __init__(self, config, workdir, objective=None, strategy=None):
@@ -103,7 +101,7 @@ class Trainer:
     def _build_state(self):
         """Model, optimizer, objective state, EMA, counters (in scope)."""
         config = self.config
-        self.model = build_model(config.model, self.precision)
+        self.model = precision.build_model(config.model, self.precision)
         if config.get("freeze_blocks", -1) >= 0:
             finetune.freeze_stem_and_blocks(self.model, config.freeze_blocks)
         optimizer, self.schedule = optimizers.make_optimizer(
@@ -364,18 +362,21 @@ class Trainer:
         return result
 
 
-# Kept here for callers (tests) that build a stage's model.
-build_model = precision.build_model
 
-
-def train(config, workdir, objective=None, strategy=None, progress=True):
-    """Trains one stage into `workdir`; skipped when already complete.
-
-    Returns:
-      The stage result: eval metrics, steps, timing, `model_path`.
-    """
+def train(config, workdir, objective=None, strategy=None, progress=True,
+          name=None):
+    """Trains one stage into `workdir` (`name` in log lines, when given)
+    and returns its result (eval metrics, steps, timing, `model_path`);
+    the one place that skips a complete stage (`result.json` exists)."""
     if io_utils.stage_done(workdir):
+        if name:
+            log(f"{name}: complete, skipped")
         return io_utils.read_stage_result(workdir)
+    if name:
+        steps = config.get("total_steps")
+        length = f"{steps} steps" if steps else \
+            f"{config.get('total_epochs')} epochs"
+        log(f"{name}: training {config.model.name} for {length}")
     io_utils.ensure_writable_dir(workdir)
     if distribute.is_chief():  # other workers write elsewhere (Trainer)
         # Temporaries of a killed run (model.keras, JSON) would stay.
@@ -386,6 +387,8 @@ def train(config, workdir, objective=None, strategy=None, progress=True):
     result = trainer.run(progress=progress)
     if trainer.is_chief:
         io_utils.mark_stage_done(workdir, result)
+    if name:
+        log(f"{name}: top-1 {result['eval'].get('top1', float('nan')):.4f}")
     return result
 
 

@@ -114,7 +114,7 @@ def test_fp16_overflow_step_is_skipped_and_scale_drops(tmp_path):
 
 def _teacher_file(tmp_path):
     path = str(tmp_path / "teacher.keras")
-    model = trainer.build_model(ml_collections.ConfigDict(MIXER))
+    model = precision.build_model(ml_collections.ConfigDict(MIXER))
     checkpoints.save_model_atomic(model, path)
     return path
 
