@@ -15,6 +15,7 @@ matter which module a caller imported first.
 import functools
 import importlib
 import inspect
+import threading
 
 # The one place that says which modules define built-in ops.
 _BUILTIN_OP_MODULES = (
@@ -26,6 +27,10 @@ _BUILTIN_OP_MODULES = (
 
 _OPS = {}
 _builtins_loaded = False
+# Beam's DirectRunner looks ops up from several threads at once; without the
+# lock a second thread saw the flag set while the first was still importing
+# and found an almost empty registry.
+_load_lock = threading.RLock()
 
 
 def register(name):
@@ -61,11 +66,16 @@ def register(name):
 
 def _load_builtins():
     global _builtins_loaded
-    if not _builtins_loaded:
-        # Set first: the modules import this one and call `register`.
-        _builtins_loaded = True
-        for module in _BUILTIN_OP_MODULES:
-            importlib.import_module(module)
+    if _builtins_loaded:
+        return
+    # Reentrant: an op module being imported may itself look an op up; the
+    # import system then hands back the partly imported module.
+    with _load_lock:
+        if not _builtins_loaded:
+            for module in _BUILTIN_OP_MODULES:
+                importlib.import_module(module)
+            # Set last, so no thread sees a half-filled registry.
+            _builtins_loaded = True
 
 
 def list_ops():
