@@ -50,6 +50,7 @@ from benchmarks import labeling  # noqa: E402
 from benchmarks import timing  # noqa: E402
 from benchmarks import training  # noqa: E402
 from benchmarks import training_modes  # noqa: E402
+from noisy_student_tf import io_utils  # noqa: E402
 
 _QUICK = flags.DEFINE_bool(
     "quick", False, "Fewer images per measurement (whole run in minutes).")
@@ -182,7 +183,11 @@ def main(argv):
         machine=dict(platform=platform.platform(), cpus=os.cpu_count(),
                      tensorflow=tf.__version__, keras=keras.__version__,
                      python=platform.python_version()),
-        mode=mode, quick=mode == "quick", sections={})
+        mode=mode, quick=mode == "quick",
+        # Which code wrote the numbers (results files are committed).
+        commit=io_utils.source_commit(),
+        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        sections={})
     start_all = time.perf_counter()
     for name in names:
         start = time.perf_counter()

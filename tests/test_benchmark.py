@@ -33,7 +33,9 @@ RATIOS = {
         f"{ratio}{teacher}" for teacher in ("", ", SVHN small-image teacher")
         for ratio in ("label shards/inference (steady)",
                       "label shards/inference (steady, CPU time)",
-                      "generate_pseudo_labels/inference (incl. load + trace)")],
+                      "generate_pseudo_labels/inference (incl. load + trace)",
+                      "saturated-core bound: inference CPU/(inference + "
+                      "input CPU)")],
     "labeling_memory": ["peak RSS 10x images/1x"],
     "beam_label": ["beam/local labeling", "beam 2 threads/local labeling"],
 }

@@ -9,7 +9,9 @@ A README block
 is regenerated from what it names (paths relative to the README, globs
 allowed, several separated by spaces): `experiment` reads the driver's
 `report.json`, `ablation` reads `scripts/ablate.py`'s `ablation.json`
-(both committed under `results/`), `include` copies a markdown file a
+(both committed under `results/`), `benchmark` lists every ratio of
+`scripts/benchmark.py` output files with its goal and status, `include`
+copies a markdown file a
 program wrote (e.g. `scripts/corruption_oracle.py`'s `oracle.md`),
 `layout` lists the packages and modules of the given directories with the
 first line of their docstrings.
@@ -83,6 +85,21 @@ def ablation_table(results):
                        for result in results.values())
 
 
+def benchmark_table(results):
+    """Every ratio of several `scripts/benchmark.py` outputs ({file:
+    output}), with its goal and status, in the files' order."""
+    lines = ["| file | ratio | measured | goal | status |",
+             "|---|---|---|---|---|"]
+    for name, result in results.items():
+        for entry in result["summary"]:
+            status = entry["status"]
+            lines.append(
+                f"| {name} | {entry['section']}: {entry['ratio']} | "
+                f"{entry['value']} | {entry['goal'] or '-'} | "
+                f"{'**miss**' if status == 'miss' else status} |")
+    return "\n".join(lines)
+
+
 LAYOUT_WIDTH = 100
 
 
@@ -142,10 +159,13 @@ def _read_text(path):
         return handle.read()
 
 
-def _load(paths, root):
-    files = _paths(paths, root)
-    return {os.path.relpath(os.path.dirname(f), os.path.join(
-        root, "results")): io_utils.read_json(f) for f in files}
+def _load(paths, root, by_file=False):
+    """{name: parsed JSON}: the run directory under results/ (or, with
+    `by_file`, the file's path under results/ without `.json`)."""
+    results = os.path.join(root, "results")
+    return {os.path.relpath(f[:-len(".json")] if by_file
+                            else os.path.dirname(f), results):
+            io_utils.read_json(f) for f in _paths(paths, root)}
 
 
 def render(text, root):
@@ -163,11 +183,14 @@ def render(text, root):
             table = "\n\n".join(
                 _read_text(path).strip() for path in _paths(
                     match.group("paths"), root))
+        elif kind == "benchmark":
+            table = benchmark_table(_load(match.group("paths"), root,
+                                          by_file=True))
         elif kind in BUILDERS:
             table = BUILDERS[kind](_load(match.group("paths"), root))
         else:
             raise ValueError(f"unknown generated block kind {kind!r}; "
-                             f"valid: layout, include, "
+                             f"valid: layout, include, benchmark, "
                              f"{', '.join(BUILDERS)}")
         return match.group(1) + table + "\n" + match.group(5)
 

@@ -108,26 +108,41 @@ class _ShardInputs:
         return False
 
 
+def open_shard_input(source_config, pp_string, index, count, batch_size,
+                     skip_corrupt=False):
+    """Starts the labeling input of shard `index` of `count`.
+
+    The teacher's view of each record (`pp_string`), batched, with the
+    record's id and label; nothing runs the teacher. Also what
+    `scripts/benchmark.py` times as the input's own cost.
+
+    Returns:
+      (iterator over batches {"image", "id", "label"}, the shard's record
+      count before corrupt records were dropped, or None when unknown and
+      not needed).
+    """
+    # Records parse a batch at a time (one parse_example op instead of a
+    # parse and a map call per record); images still decode one by one in
+    # the pp map, so skip_corrupt drops single images.
+    source = sources.make_source(source_config, shard=(index, count),
+                                 parse_batch_size=batch_size)
+    # An image pile drops undecodable files itself; its listing says how
+    # many there were. Otherwise skip_corrupt's count of dropped records
+    # needs the total.
+    expected = sources.listed_count(source_config, (index, count))
+    if expected is None and skip_corrupt:
+        expected = int(source.reduce(np.int64(0), lambda n, _: n + 1))
+    dataset = _labeling_dataset(source, pp_string, batch_size, skip_corrupt)
+    # tf.data starts reading on the first request (measured: asking for
+    # it ahead, on the read-ahead thread, made labeling slower).
+    return iter(dataset), expected
+
+
 def _shard_opener(source_config, pp_string, count, batch_size,
                   skip_corrupt):
-    """`index -> (iterator over batches, expected count or None)`."""
-    def open_shard(index):
-        # Records parse a batch at a time (one parse_example op instead of
-        # a parse and a map call per record); images still decode one by
-        # one in the pp map, so skip_corrupt drops single images.
-        source = sources.make_source(source_config, shard=(index, count),
-                                     parse_batch_size=batch_size)
-        # An image pile drops undecodable files itself; its listing says
-        # how many there were. Otherwise skip_corrupt's count of dropped
-        # records needs the total.
-        expected = sources.listed_count(source_config, (index, count))
-        if expected is None and skip_corrupt:
-            expected = int(source.reduce(np.int64(0), lambda n, _: n + 1))
-        dataset = _labeling_dataset(source, pp_string, batch_size,
-                                    skip_corrupt)
-        # The iterator starts filling its prefetch buffer right away.
-        return iter(dataset), expected
-    return open_shard
+    """`index -> open_shard_input(...)`, for `_ShardInputs`."""
+    return lambda index: open_shard_input(source_config, pp_string, index,
+                                          count, batch_size, skip_corrupt)
 
 
 def make_predict_fn(model):

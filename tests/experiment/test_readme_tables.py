@@ -52,6 +52,23 @@ def test_experiment_block_from_report(tmp_path):
     assert readme_tables.render(text, str(root)) == text
 
 
+def test_benchmark_block_lists_every_ratio_with_goal_and_status(tmp_path):
+    runs = tmp_path / "results" / "labeling_runs"
+    runs.mkdir(parents=True)
+    (runs / "quiet.json").write_text(json.dumps({"summary": [
+        {"section": "pseudo_label", "ratio": "shards/inference",
+         "value": 0.73, "goal": ">= 0.9", "status": "miss"},
+        {"section": "pseudo_label", "ratio": "bound", "value": 0.81,
+         "goal": None, "status": "-"}]}))
+    text = readme_tables.render(
+        "<!-- generated: benchmark results/labeling_runs/quiet.json -->\n"
+        "<!-- /generated -->\n", str(tmp_path))
+    assert ("| labeling_runs/quiet | pseudo_label: shards/inference | 0.73 "
+            "| >= 0.9 | **miss** |") in text
+    assert "| labeling_runs/quiet | pseudo_label: bound | 0.81 | - | - |" \
+        in text
+
+
 def test_missing_file_and_unknown_kind_are_named(tmp_path):
     root = _tree(tmp_path)
     with pytest.raises(FileNotFoundError, match="results/none.json"):

@@ -85,6 +85,23 @@ def test_shards_hold_teacher_probabilities_and_ids(tmp_path):
     assert again["shards_labeled"] == 0 and again["shards_skipped"] == 3
 
 
+def test_shard_input_is_the_teachers_view_of_that_shards_records():
+    from noisy_student_tf.data import fashion_mnist, preprocess
+    batches, expected = predict.open_shard_input(source(100), PP, 1, 3, 16)
+    batches = list(batches)
+    assert expected is None  # only needed under skip_corrupt
+    assert [int(b["id"].shape[0]) for b in batches] == [16, 16, 1]
+    ids = np.concatenate([b["id"] for b in batches])
+    np.testing.assert_array_equal(ids, np.arange(1, 100, 3))
+    images, labels = fashion_mnist.load_arrays("test")
+    np.testing.assert_array_equal(
+        np.concatenate([b["label"] for b in batches]), labels[ids])
+    pp = preprocess.get_preprocess_fn(PP)
+    np.testing.assert_allclose(
+        batches[0]["image"][2],
+        pp({"image": tf.constant(images[ids[2]])})["image"], atol=1e-6)
+
+
 def test_only_requested_shards_are_labeled(tmp_path):
     tiny_teacher(tmp_path / "teacher.keras")
     out = str(tmp_path / "labels")
