@@ -8,7 +8,8 @@ A README block
 
 is regenerated from what it names (paths relative to the README, globs
 allowed, several separated by spaces): `experiment` reads the driver's
-`report.json`, `ablation` reads `scripts/ablate.py`'s `ablation.json`
+`report.json`, `ablation` reads `scripts/ablate.py`'s `ablation.json`, `method`
+`scripts/run_method.py`'s `report.json`
 (both committed under `results/`), `benchmark` lists every ratio of
 `scripts/benchmark.py` output files with its goal and status, `include`
 copies a markdown file a
@@ -79,6 +80,30 @@ def experiment_table(reports):
     return "\n".join(lines)
 
 
+def method_table(reports):
+    """KD / MEAL V2 / MPL runs ({run: `scripts/run_method.py` report}):
+    test top-1 of every model and the final model's error against the
+    labels-only baseline of the same student (KD's `baseline`, MEAL V2's
+    `student_init`; MPL's config has none)."""
+    lines = ["| run | method | teachers | labels-only student | method's "
+             "student | finetuned | error / labels-only | wall |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run, report in reports.items():
+        teachers = ", ".join(f"{name} {_pct(row.get('top1'))}"
+                             for name, row in report["teachers"].items())
+        baseline = report.get("baseline") or report.get("student_init")
+        final = report["final"]["top1"]
+        ratio = "-" if not baseline else \
+            f"{(1 - final) / (1 - baseline['selected_top1']):.3f}"
+        cells = [run, report["method"], teachers or "-",
+                 _pct(baseline and baseline["selected_top1"]),
+                 _pct(report["student"]["selected_top1"]),
+                 _pct((report.get("finetune") or {}).get("selected_top1")),
+                 ratio, f"{report['wall_seconds'] / 60:.0f} min"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def ablation_table(results):
     """The ablation tables of several `ablation.json` files."""
     return "\n\n".join(report_lib.format_ablation_table(result["rows"])
@@ -139,7 +164,8 @@ def layout(directories, root):
     return "\n".join(lines + ["```"])
 
 
-BUILDERS = {"experiment": experiment_table, "ablation": ablation_table}
+BUILDERS = {"experiment": experiment_table, "ablation": ablation_table,
+            "method": method_table}
 
 
 def _paths(paths, root):

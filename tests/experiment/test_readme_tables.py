@@ -69,6 +69,22 @@ def test_benchmark_block_lists_every_ratio_with_goal_and_status(tmp_path):
         in text
 
 
+def test_method_block_compares_the_final_model_with_labels_only(tmp_path):
+    run = tmp_path / "results" / "kd_run"
+    run.mkdir(parents=True)
+    (run / "report.json").write_text(json.dumps({
+        "method": "kd", "teachers": {"teacher": {"top1": 0.84}},
+        "baseline": {"top1": 0.84, "selected_top1": 0.85},
+        "student": {"top1": 0.86, "selected_top1": 0.88},
+        "final": {"stage": "kd", "top1": 0.88}, "wall_seconds": 1800.0}))
+    text = readme_tables.render(
+        "<!-- generated: method results/kd_run/report.json -->\n"
+        "<!-- /generated -->\n", str(tmp_path))
+    # Error 12% against the labels-only student's 15%.
+    assert ("| kd_run | kd | teacher 84.00% | 85.00% | 88.00% | - | 0.800 "
+            "| 30 min |") in text
+
+
 def test_missing_file_and_unknown_kind_are_named(tmp_path):
     root = _tree(tmp_path)
     with pytest.raises(FileNotFoundError, match="results/none.json"):

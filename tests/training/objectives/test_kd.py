@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from noisy_student_tf import io_utils
 from noisy_student_tf.training.objectives import kd
 from tests import testing
 from tests.training.objectives import fakes
@@ -111,6 +112,11 @@ def test_quick_experiment_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.load(open(workdir / "report.json"))
     assert report["method"] == "kd"
+    # Provenance for results/: the code's commit and the resolved config.
+    assert "commit" in report  # None only outside a git checkout
+    assert report["commit"] == io_utils.source_commit()
+    assert report["config"]["name"] == "kd_fashion_mnist:quick"
+    assert report["config"]["student"]["alpha"] == 0.9
     assert set(report["teachers"]) == {"teacher"}
     assert 0.0 <= report["teachers"]["teacher"]["top1"] <= 1.0
     assert {"top1", "best_validation", "selected_top1"} <= set(
