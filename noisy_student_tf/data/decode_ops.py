@@ -38,7 +38,10 @@ def _check_encoded(data):
     return [
         tf.debugging.Assert(known, [
             f"{errors.CORRUPT_IMAGE}: not a JPEG/PNG/GIF/BMP/WebP file (or "
-            "empty); first bytes:", tf.strings.substr(padded, 0, 8)]),
+            "empty); first bytes:",
+            # As numbers: raw bytes that are not UTF-8 made TensorFlow's
+            # error text undecodable (a UnicodeDecodeError, not this).
+            tf.io.decode_raw(tf.strings.substr(padded, 0, 8), tf.uint8)]),
         tf.debugging.Assert(complete, [
             f"{errors.CORRUPT_IMAGE}: truncated PNG (no IEND chunk at the "
             "end)"]),

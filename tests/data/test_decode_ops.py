@@ -30,7 +30,10 @@ def _truncated_png():
     return png[:len(png) // 2]
 
 
-@pytest.mark.parametrize("payload", [b"not an image", b"", "truncated"])
+@pytest.mark.parametrize("payload", [
+    b"not an image", b"", "truncated",
+    # Not UTF-8: once a UnicodeDecodeError from TensorFlow's error text.
+    b"\xff\xfe\x80\x81 garbage \x99"])
 def test_decode_corrupt_image_raises_with_message(payload):
     data = _truncated_png() if payload == "truncated" else payload
     fn = preprocess.get_preprocess_fn("decode")
