@@ -7,8 +7,9 @@ with the same records in the same order, their info files, the same
 summary. Later stages cannot tell the engines apart.
 
     shard indices k < K  -> Reshuffle (spread shards over workers)
-    -> ReadShard: sources.make_source(config, shard=(k, K)) through the
-       teacher's eval pp (tf.data), as batches tagged with each record's
+    -> ReadShard: the local engine's shard input
+       (`predict.open_shard_input`: the source's shard (k, K) through the
+       teacher's eval pp in tf.data), as batches tagged with each record's
        position in the shard and its id; corrupt images counted
     -> RunInference(TeacherModelHandler): the `.keras` EMA teacher, the
        same traced step as the local engine (`predict.make_predict_fn`)
@@ -34,7 +35,6 @@ import numpy as np
 import tensorflow as tf
 
 from noisy_student_tf import io_utils
-from noisy_student_tf.data import preprocess
 from noisy_student_tf.data import sources
 from noisy_student_tf.labeling import predict
 from noisy_student_tf.labeling import tfrecord_io
@@ -117,36 +117,20 @@ class ReadShard(beam.DoFn):
         self._corrupt = beam.metrics.Metrics.counter(
             METRICS, "corrupt_images_skipped")
 
-    def _dataset(self, source):
-        pp_fn = preprocess.get_preprocess_fn(self._pp)
-
-        def view(position, record):
-            out = pp_fn(dict(record))
-            return {"image": out["image"], "id": record["id"],
-                    "label": record["label"], "position": position}
-
-        ds = source.enumerate().map(view, num_parallel_calls=tf.data.AUTOTUNE)
-        if self._skip_corrupt:
-            ds = ds.ignore_errors(log_warning=True)
-        options = tf.data.Options()
-        options.experimental_optimization.map_fusion = True
-        return ds.batch(self._batch_size).prefetch(
-            tf.data.AUTOTUNE).with_options(options)
-
     def process(self, index):
         config = ml_collections.ConfigDict(self._source)
-        source = sources.make_source(config, shard=(index, self._count))
-        # As the local engine: a pile drops undecodable files itself and
-        # its listing says how many there were.
-        expected = sources.listed_count(config, (index, self._count))
-        if expected is None and self._skip_corrupt:
-            expected = int(source.reduce(np.int64(0), lambda n, _: n + 1))
+        # The local engine's input (batched parsing, the pile's listed
+        # count, skip_corrupt's total) and its named input errors.
+        batches, expected = predict.open_shard_input(
+            config, self._pp, index, self._count, self._batch_size,
+            self._skip_corrupt)
         read = 0
-        # The local engine's iterator: an input failure names the file.
-        for batch in predict.named_errors(
-                self._dataset(source).as_numpy_iterator(), config, self._pp):
-            read += len(batch["id"])
-            yield dict(batch, shard=index)
+        for batch in predict.named_errors(batches, config, self._pp):
+            size = len(batch["id"])
+            # The order within the shard, restored when writing it.
+            yield dict({key: value.numpy() for key, value in batch.items()},
+                       shard=index, position=np.arange(read, read + size))
+            read += size
         skipped = expected - read if expected else 0
         self._read.inc(read)
         self._corrupt.inc(skipped)
