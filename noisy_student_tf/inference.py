@@ -128,9 +128,12 @@ def model_metadata(model_path):
 class KerasPredictor:
     """A `.keras` model with its eval preprocessing."""
 
-    def __init__(self, model_path, pp_string=None, class_names=None):
+    def __init__(self, model_path, pp_string=None, class_names=None,
+                 fallback_pp=None):
         stored_pp, stored_names = model_metadata(model_path)
-        pp_string = pp_string or stored_pp
+        # The model's own stage config beats an experiment-wide default:
+        # a student or a finetune may see a view unlike the teacher's.
+        pp_string = pp_string or stored_pp or fallback_pp
         if not pp_string:
             raise ValueError(
                 f"no eval preprocessing for {model_path!r}: it has no stage "
@@ -187,8 +190,12 @@ class ExportPredictor:
         return probabilities
 
 
-def load_predictor(model, pp_string=None, class_names=None):
+def load_predictor(model, pp_string=None, class_names=None,
+                   fallback_pp=None):
     """A predictor for a `.keras` file or an export folder.
+
+    A `.keras` model is preprocessed with `pp_string`, else its stage's
+    `pp.eval` (config.json beside it), else `fallback_pp`.
 
     Raises:
       FileNotFoundError: neither a model file nor an export.
@@ -200,7 +207,7 @@ def load_predictor(model, pp_string=None, class_names=None):
     if not tf.io.gfile.exists(model):
         raise FileNotFoundError(f"model {model!r} does not exist (give a "
                                 ".keras file or an export folder)")
-    return KerasPredictor(model, pp_string, class_names)
+    return KerasPredictor(model, pp_string, class_names, fallback_pp)
 
 
 def list_images(specs):

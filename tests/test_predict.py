@@ -127,6 +127,30 @@ def test_keras_model_via_the_script(run, tmp_path):
     assert [p for p in os.listdir(output.parent) if "tmp" in p] == []
 
 
+def test_a_models_own_stage_pp_beats_the_configs(run, tmp_path):
+    # The run's teacher has its stage config.json: a --config default
+    # (here another value range) must not replace it.
+    other = 'decode(channels=1)|pad_to_size(32)|value_range(0, 1)'
+    path = run["decodable"][0]
+    own = inference.load_predictor(run["path"], fallback_pp=other)
+    image = image_decode.decode_file(path, channels=1)
+    np.testing.assert_allclose(
+        own(own.prepare(image)[None])[0], _expected(run["model"], path),
+        atol=1e-5)
+    # Without a stage config the fallback is used; --pp beats both.
+    bare = tmp_path / "converted.keras"
+    checkpoints.save_model_atomic(run["model"], str(bare))
+    fallback = inference.load_predictor(str(bare), fallback_pp=other)
+    np.testing.assert_allclose(
+        fallback.prepare(image), preprocess.get_preprocess_fn(other)(
+            {"image": tf.constant(image)})["image"], atol=1e-6)
+    given = inference.load_predictor(str(bare), testing.PP,
+                                     fallback_pp=other)
+    np.testing.assert_allclose(
+        given(given.prepare(image)[None])[0], _expected(run["model"], path),
+        atol=1e-5)
+
+
 @pytest.mark.parametrize("which", ["base", "version"])
 def test_export_equals_the_model_file(run, tmp_path, which):
     model = str(run["root"] / "run" / "export") if which == "base" \

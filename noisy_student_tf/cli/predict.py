@@ -18,8 +18,9 @@ from ml_collections import config_flags
 from noisy_student_tf.cli import script_utils
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config (pp.eval and class_names for a "
-    ".keras model without a run's config.json): path.py[:arg].",
+    "config", None, "Experiment config: class_names, and the teacher's "
+    "pp.eval for a .keras model without a stage config.json beside it "
+    "(e.g. a converted checkpoint): path.py[:arg].",
     lock_config=False)
 _MODEL = flags.DEFINE_string("model", None, "A .keras model file or an "
                              "export folder (base or version).")
@@ -29,7 +30,8 @@ _OUTPUT = flags.DEFINE_string("output", None, "Output .csv or .jsonl.")
 _TOP_K = flags.DEFINE_integer("top_k", 5, "Classes per image.")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Images per model call.")
 _PP = flags.DEFINE_string("pp", None, "Eval pp string for a .keras model "
-                          "(default: its stage config's pp.eval).")
+                          "(default: its stage config's pp.eval, else "
+                          "--config's teacher pp.eval).")
 _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "No progress bar.")
 flags.mark_flags_as_required(["model", "images", "output"])
 
@@ -39,10 +41,12 @@ def main(argv):
     from noisy_student_tf import inference
 
     config = _CONFIG.value
-    pp = _PP.value or (config.teacher.pp.eval if config is not None
-                       else None)
+    # --config's teacher view only for a model without its stage's
+    # config.json (a converted checkpoint); --pp beats both.
+    fallback = config.teacher.pp.eval if config is not None else None
     names = config.get("class_names") if config is not None else None
-    predictor = inference.load_predictor(_MODEL.value, pp, names)
+    predictor = inference.load_predictor(_MODEL.value, _PP.value, names,
+                                         fallback_pp=fallback)
     summary = inference.predict_files(
         predictor, _IMAGES.value, _OUTPUT.value, top_k=_TOP_K.value,
         batch_size=_BATCH.value, progress=not _NO_PROGRESS.value)
