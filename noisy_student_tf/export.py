@@ -17,6 +17,7 @@ float32 whatever precision it was trained in (`training/precision.py`).
 `tf.saved_model.save` stores weights once (half of `model.export`'s size).
 """
 
+import hashlib
 import json
 import os
 import uuid
@@ -163,12 +164,30 @@ def find_export(export_dir, model_path):
     """The highest complete version exported from `model_path`, or None
     (how the driver recognises an export it already made)."""
     wanted = _relpath(model_path, export_dir)
+    digest = None
     for version in reversed(versions(export_dir)):
         version_dir = os.path.join(export_dir, str(version))
         info = export_info(version_dir) or {}
-        if info.get("model_relpath") == wanted:
-            return version_dir
+        if info.get("model_relpath") != wanted:
+            continue
+        # Same path, but maybe another model since (a stage retrained in
+        # place): only the same bytes count. Exports written before the
+        # digest was recorded match by path alone.
+        if "model_sha256" in info:
+            digest = digest or file_sha256(model_path)
+            if info["model_sha256"] != digest:
+                continue
+        return version_dir
     return None
+
+
+def file_sha256(path):
+    """Hex SHA-256 of a file (local or gs://), read in 16 MiB chunks."""
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(16 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _absolute(path):
@@ -199,6 +218,7 @@ def _save_module(model_path, pp_string, top_k, class_names, tmp,
     with tf.io.gfile.GFile(os.path.join(tmp, INFO_FILE), "w") as handle:
         json.dump({"model_path": _absolute(model_path),
                    "model_relpath": _relpath(model_path, export_dir),
+                   "model_sha256": file_sha256(model_path),
                    "pp": pp_string, "top_k": module._top_k,
                    "class_names": module.class_names.numpy().astype(
                        str).tolist()}, handle, indent=2)

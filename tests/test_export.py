@@ -158,3 +158,12 @@ def test_driver_export_resumes_and_reexports_a_new_model(tmp_path,
         checkpoints.load_model(small_model), str(tmp_path / "other.keras"))
     second = stages.export({"model_path": other}, stage, str(tmp_path))
     assert second == str(tmp_path / "export" / "2")
+    # The same path holding another model (retrained in place) is not the
+    # model exported before: it becomes a new version too.
+    model = checkpoints.load_model(other)
+    model.set_weights([w + 1.0 for w in model.get_weights()])
+    checkpoints.save_model_atomic(model, other)
+    assert stages.export({"model_path": other}, stage, str(tmp_path)) == \
+        str(tmp_path / "export" / "3")
+    assert stages.export({"model_path": other}, stage, str(tmp_path)) == \
+        str(tmp_path / "export" / "3")
