@@ -11,7 +11,8 @@ allowed, several separated by spaces): `experiment` reads the driver's
 `report.json`, `ablation` reads `scripts/ablate.py`'s `ablation.json`, `method`
 `scripts/run_method.py`'s `report.json`
 (both committed under `results/`), `benchmark` lists every ratio of
-`scripts/benchmark.py` output files with its goal and status, `include`
+`scripts/benchmark.py` output files with its goal and status,
+`benchmark_rows` their measured rows, `include`
 copies a markdown file a
 program wrote (e.g. `scripts/corruption_oracle.py`'s `oracle.md`),
 `layout` lists the packages and modules of the given directories with the
@@ -125,6 +126,28 @@ def benchmark_table(results):
     return "\n".join(lines)
 
 
+# The measured columns a benchmark row may have, with their headings.
+ROW_COLUMNS = (("images", "images"), ("images_per_s", "img/s"),
+               ("cpu_ms_per_image", "CPU ms / image"),
+               ("peak_rss_mib", "peak RSS MiB"))
+
+
+def benchmark_rows(results):
+    """Every measured row of several `scripts/benchmark.py` outputs, with
+    the columns any of them has."""
+    rows = [row for result in results.values()
+            for section in result["sections"].values()
+            for row in section["rows"]]
+    columns = [(key, title) for key, title in ROW_COLUMNS
+               if any(key in row for row in rows)]
+    lines = ["| row | " + " | ".join(t for _, t in columns) + " |",
+             "|---" * (len(columns) + 1) + "|"]
+    for row in rows:
+        cells = [f"{row[key]:,}" if key in row else "-" for key, _ in columns]
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 LAYOUT_WIDTH = 100
 
 
@@ -209,14 +232,16 @@ def render(text, root):
             table = "\n\n".join(
                 _read_text(path).strip() for path in _paths(
                     match.group("paths"), root))
-        elif kind == "benchmark":
-            table = benchmark_table(_load(match.group("paths"), root,
-                                          by_file=True))
+        elif kind in ("benchmark", "benchmark_rows"):
+            build = benchmark_table if kind == "benchmark" \
+                else benchmark_rows
+            table = build(_load(match.group("paths"), root, by_file=True))
         elif kind in BUILDERS:
             table = BUILDERS[kind](_load(match.group("paths"), root))
         else:
             raise ValueError(f"unknown generated block kind {kind!r}; "
                              f"valid: layout, include, benchmark, "
+                             f"benchmark_rows, "
                              f"{', '.join(BUILDERS)}")
         return match.group(1) + table + "\n" + match.group(5)
 

@@ -69,6 +69,23 @@ def test_benchmark_block_lists_every_ratio_with_goal_and_status(tmp_path):
         in text
 
 
+def test_benchmark_rows_block_lists_the_measured_rows(tmp_path):
+    runs = tmp_path / "results" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "speed.json").write_text(json.dumps({"sections": {"a": {"rows": [
+        {"name": "labeling", "images": 4096, "images_per_s": 2083.1,
+         "cpu_ms_per_image": 0.778}]}}}))
+    (runs / "memory.json").write_text(json.dumps({"sections": {"b": {"rows": [
+        {"name": "100k images", "images": 100000, "peak_rss_mib": 753.9}]}}}))
+    text = readme_tables.render(
+        "<!-- generated: benchmark_rows results/runs/speed.json "
+        "results/runs/memory.json -->\n<!-- /generated -->\n",
+        str(tmp_path))
+    assert "| row | images | img/s | CPU ms / image | peak RSS MiB |" in text
+    assert "| labeling | 4,096 | 2,083.1 | 0.778 | - |" in text
+    assert "| 100k images | 100,000 | - | - | 753.9 |" in text
+
+
 def test_method_block_compares_the_final_model_with_labels_only(tmp_path):
     run = tmp_path / "results" / "kd_run"
     run.mkdir(parents=True)
