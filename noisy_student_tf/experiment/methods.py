@@ -108,10 +108,8 @@ def run_method(config, workdir, progress=True):
             result, stage, os.path.join(workdir, "finetune"))
     report["final"] = {"stage": final_name, "top1": final["selected_top1"],
                        "model_path": final["selected_path"]}
-    # Provenance, as the driver's reports: a report committed under
-    # results/ names its code and carries its resolved config.
     report.update(wall_seconds=time.time() - start,
-                  commit=io_utils.source_commit(), config=config.to_dict())
+                  **report_lib.provenance(config))
     report_lib.write_method_report(report, workdir)
     return report
 

@@ -51,11 +51,16 @@ def iteration_row(result, labels, filtered, mode):
     }
 
 
+def provenance(config):
+    """What a report committed under results/ must carry: its run's name,
+    the code's commit and the resolved config."""
+    return dict(name=config.get("name"), commit=io_utils.source_commit(),
+                config=config.to_dict())
+
+
 def finish_report(config, report, workdir):
-    """Adds provenance (a report committed under results/ names its code
-    and carries its resolved config) and the gains, then writes it."""
-    report.update(name=config.get("name"), commit=io_utils.source_commit(),
-                  config=config.to_dict())
+    """Adds provenance and the gains, then writes the report."""
+    report.update(provenance(config))
     add_gains(report)
     write_report(config, report, workdir)
     return report
