@@ -38,7 +38,8 @@ NOT_EXPERIMENTS = {"common"}
 # get `None` and, when they accept it, `quick` (see _variants).
 DOCUMENTED = {
     "fashion_mnist_demo": [None, "quick", "full", "quick,ceiling", "paper",
-                           "quick,paper"],
+                           "quick,paper",
+                           "ceiling,iterations=3,student_epochs=24"],
     "svhn_b0": [None, "quick", "offline", "data_dir=/tmp/tfds",
                 "offline,quick,data_dir=/tmp/tfds"],
     "imagenet_b7_to_l2": (
@@ -358,6 +359,26 @@ def test_mixer_recipe_numbers():
     assert teacher.model.overrides.stochastic_depth_rate == 0.1
     assert student.unlabel_ratio > 0
     assert not stage_configs.students_of(_get_config("mixer_b16", "baseline"))
+
+
+def test_demo_iterations_and_student_epochs_set_every_student():
+    config = _get_config("fashion_mnist_demo",
+                         "ceiling,iterations=3,student_epochs=24")
+    students = list(config.students.values())
+    assert list(config.students) == ["iter1", "iter2", "iter3"]
+    assert [s.total_epochs for s in students] == [24, 24, 24]
+    assert all(s.init_from_teacher for s in students)
+    assert config.ceiling.enabled
+    assert config.name == "fashion_mnist_demo,iterations=3,student_epochs=24"
+    # Students are independent copies: one override must not move another.
+    students[0].unlabel_ratio = 7
+    assert students[1].unlabel_ratio == 3
+    grown = _get_config("fashion_mnist_demo", "paper,iterations=4")
+    assert [s.model.overrides.width_coefficient
+            for s in grown.students.values()] == [0.375, 0.5, 0.5, 0.5]
+    assert [s.total_epochs for s in grown.students.values()] == [40] * 4
+    with pytest.raises(ValueError, match="iterations"):
+        _get_config("fashion_mnist_demo", "iterations=-1")
 
 
 def test_demo_ceiling_is_the_last_student_on_every_label():

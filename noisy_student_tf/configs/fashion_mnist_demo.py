@@ -26,8 +26,12 @@ last student's architecture trained on all 60,000 labels, for
 `gap_closed`), `:paper` (`:full` with students that grow, 0.25 -> 0.375
 -> 0.5 -> 0.5 of B0's width and depth over three iterations, each with a
 labeled-only baseline of its own architecture; many hours here), `:quick`
-(seconds; the end-to-end and fault tests; standard strides). Results and
-runtimes: see the README.
+(seconds; the end-to-end and fault tests; standard strides). Two knobs
+combine with any of them: `iterations=N` (N students of the variant's
+kind, default 2; 3 under :paper) and `student_epochs=E` (each student's
+epochs of the labels, default 8, or 40 under :full), e.g.
+`:ceiling,iterations=3,student_epochs=24` (the README's long-student
+run). Results and runtimes: see the README.
 """
 
 import copy
@@ -44,14 +48,19 @@ UNLABELED_KEYS = '|keep("image", "label", "probabilities")'
 
 def get_config(arg=None):
     arg = common.parse_arg(arg, quick=False, full=False, ceiling=False,
-                           paper=False)
+                           paper=False, iterations=0, student_epochs=0)
     if arg.quick and arg.full:
         raise ValueError("choose one of :quick and :full")
+    if arg.iterations < 0 or arg.student_epochs < 0:
+        raise ValueError("iterations and student_epochs must be >= 1 "
+                         "(unset: the variant's default)")
     arg.full = arg.full or arg.paper
     c = common.make_config()
     c.name = "fashion_mnist_demo" + (
         ":quick" if arg.quick else ":paper" if arg.paper else
-        ":full" if arg.full else "")
+        ":full" if arg.full else "") + "".join(
+            f",{key}={arg[key]}" for key in ("iterations", "student_epochs")
+            if arg[key])
     c.seed = 0
     c.num_classes = 10
     c.channels = 1
@@ -89,7 +98,7 @@ def get_config(arg=None):
         mode="offline",
         # Epochs of the 4,000 labeled images; each step also takes 3x as
         # many pseudo-labeled images.
-        total_epochs=40 if arg.full else 8,
+        total_epochs=arg.student_epochs or (40 if arg.full else 8),
         # The 20-minute default fine-tunes its teacher; :full trains each
         # student from scratch, as the paper does.
         init_from_teacher=not arg.full,
@@ -98,9 +107,10 @@ def get_config(arg=None):
     # --config.students.iter2.unlabel_ratio=5.
     # Deep copies: ConfigDict keeps shared dicts shared, and an override of
     # one student's model must not change the other's.
-    c.students = dict(iter1=student, iter2=copy.deepcopy(student))
+    c.students = {f"iter{i}": copy.deepcopy(student)
+                  for i in range(1, (arg.iterations or 2) + 1)}
     if arg.paper:
-        _grow_students(c)
+        _grow_students(c, arg.iterations or 3)
     c.labeling = dict(num_shards=4, batch_size=500, has_true_labels=True,
                       # "beam": Apache Beam pipelines (README).
                       engine="local", beam_options="")
@@ -123,12 +133,14 @@ def get_config(arg=None):
     return c
 
 
-def _grow_students(c):
+def _grow_students(c, iterations):
     """The paper's recipe at small scale (Section 3, B7 -> L2): students
-    wider and deeper than their teachers, three iterations, each compared
-    with its own architecture trained on the labels alone."""
+    wider and deeper than their teachers (three iterations by default),
+    each compared with its own architecture trained on the labels alone."""
     first = c.students.iter1
-    for index, scale in enumerate((0.375, 0.5, 0.5), start=1):
+    c.students = {}
+    for index in range(1, iterations + 1):
+        scale = (0.375, 0.5)[min(index, 2) - 1]
         student = copy.deepcopy(first)
         student.model.overrides.width_coefficient = scale
         student.model.overrides.depth_coefficient = scale
