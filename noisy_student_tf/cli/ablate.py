@@ -6,7 +6,7 @@
         --iterations=1 [--reuse=runs/fashion_mnist_demo]
 
 Variants (noisy_student_tf/experiment/ablation.py): base, no_noise,
-no_input_noise, no_model_noise, hard_labels, unlabel_ratio_1,
+no_input_noise, no_model_noise, labels_only, hard_labels, unlabel_ratio_1,
 no_balancing, init_from_teacher, from_scratch, and teacher_size_students
 (not run by default). Stages the variants share (the teacher, first-iteration labels)
 are computed once, or copied from the --reuse run when their inputs

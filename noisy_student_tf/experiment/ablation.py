@@ -11,6 +11,8 @@ sub-directory of the ablation workdir:
     no_model_noise     only dropout and stochastic depth removed
     teacher_size_students  students of the teacher's architecture (for
                        recipes whose students are larger)
+    labels_only        students without pseudo labels (same init,
+                       schedule and noise): the gain from more steps
     hard_labels        students fit the teacher's argmax (label_type=hard)
     unlabel_ratio_1    one unlabeled image per labeled image
     no_balancing       every pseudo label above the threshold, once
@@ -38,7 +40,6 @@ from noisy_student_tf.experiment import noisy_student
 from noisy_student_tf.experiment import report
 from noisy_student_tf.experiment import stage_configs
 from noisy_student_tf.experiment import workdir as workdir_lib
-from noisy_student_tf.training.objectives import noisy_student as ns_objective
 
 # Ops that only add noise: a student without them sees the clean view.
 NOISE_OPS = frozenset({"flip_lr", "pad_crop", "cutout", "randaug"})
@@ -105,6 +106,10 @@ VARIANTS = {
                        "students without dropout and stochastic depth"),
     "teacher_size_students": (None, _teacher_size_students,
                               "students of the teacher's architecture"),
+    # Students of the same init, schedule and noise without pseudo labels:
+    # is a student's gain from the unlabeled data or from more steps?
+    "labels_only": (_set("unlabel_ratio", 0), None,
+                    "students train on the labels alone (the control)"),
     "hard_labels": (_set("label_type", "hard"), None,
                     "students fit the teacher's argmax"),
     "unlabel_ratio_1": (_set("unlabel_ratio", 1), None,
@@ -168,7 +173,7 @@ def shared_stages(config):
     stages = [("teacher", _key(teacher))]
     inputs = [teacher]
     first = stage_configs.students_of(config)[0]
-    if not ns_objective.is_online(first):
+    if stage_configs.reads_pseudo_labels(config, first):
         labels = [teacher, config.labeling.to_dict(),
                   config.data.unlabeled.to_dict()]
         inputs = labels + [config.filter.to_dict()]

@@ -326,7 +326,7 @@ def format_ablation_table(rows):
         cells = [f"{t * 100:.2f}%" for t in row["student_top1"]]
         cells += [f"{row['error_vs_baseline']:.3f}",
                   "-" if delta is None else f"{delta * 100:+.2f}",
-                  str(row["num_pseudo_labeled"][-1])]
+                  _or_dash(row["num_pseudo_labeled"][-1])]
         if robust:
             cells += [f"{row['corruption_error']:.2f}",
                       f"{row['fgsm_top1'] * 100:.2f}%"]
@@ -376,3 +376,9 @@ def write_ablation(config, reports, workdir, descriptions=None):
                                 ("\n".join(lines) + "\n").encode())
     print("\n" + table + "\n", flush=True)
     return result
+
+
+def _or_dash(value):
+    """A table cell: "-" for what a run has none of (e.g. the labels-only
+    control's pseudo labels)."""
+    return "-" if value is None else str(value)

@@ -41,21 +41,40 @@ def pseudo_source(config, iteration_dir):
                 os.path.join(iteration_dir, "filter"))}
 
 
+def reads_pseudo_labels(config, student):
+    """True when the student trains on stored pseudo labels (offline, with
+    unlabeled images), so its iteration labels and filters first."""
+    return (not noisy_student.is_online(student)
+            and bool(_unlabel_ratio(config, student)))
+
+
+def _unlabel_ratio(config, student):
+    """The student's unlabel_ratio; an explicit 0 is the labels-only
+    control (the same init, schedule and noise without pseudo labels:
+    does a student's gain come from the unlabeled data or from more
+    steps?). Missing is an error: a student without it is a mistake."""
+    ratio = student.get("unlabel_ratio",
+                        config.defaults.get("unlabel_ratio"))
+    if ratio is None or ratio < 0:
+        raise ValueError("a student needs unlabel_ratio > 0 (or an "
+                         "explicit 0: the labels-only control)")
+    return ratio
+
+
 def student_stage(config, student, teacher_result, pseudo=None):
     """Complete config of a student: noised, fed its teacher's targets
-    (`pseudo`, the filtered shards, offline; the teacher file online)."""
+    (`pseudo`, the filtered shards, offline; the teacher file online;
+    neither for the labels-only control, unlabel_ratio=0)."""
     extra = {}
-    if noisy_student.is_online(student):
+    with_pseudo = bool(_unlabel_ratio(config, student))
+    if with_pseudo and noisy_student.is_online(student):
         extra["teacher"] = {"path": teacher_result["model_path"]}
         extra["data"] = {"unlabeled": config.data.unlabeled.to_dict()}
-    else:
+    elif with_pseudo:
         extra["data"] = {"unlabeled": pseudo}
     if student.get("init_from_teacher"):
         extra["model"] = {"init": teacher_result["model_path"]}
-    stage = common.stage_config(config, student, **extra)
-    if not stage.get("unlabel_ratio"):
-        raise ValueError("a student needs unlabel_ratio > 0")
-    return stage
+    return common.stage_config(config, student, **extra)
 
 
 def baseline_stage(config, student):

@@ -160,7 +160,7 @@ def student(config, index, teacher_result, teacher_stage, workdir,
     block = stage_configs.student_of(config, index)
     iteration_dir = workdir_lib.iteration_dir(workdir, index)
     pseudo, labels, filtered = None, {}, {}
-    if not ns_objective.is_online(block):
+    if stage_configs.reads_pseudo_labels(config, block):
         labels = label(config, teacher_result, teacher_stage, iteration_dir,
                        progress=progress)
         filtered = filter_labels(config, iteration_dir)
@@ -169,7 +169,8 @@ def student(config, index, teacher_result, teacher_stage, workdir,
     result = train(workdir_lib.iteration_stage(index, "student"), stage,
                    workdir, progress)
     return result, stage, report_lib.iteration_row(
-        result, labels, filtered, ns_objective.mode_of(block))
+        result, labels, filtered,
+        ns_objective.mode_of(block) if stage.unlabel_ratio else "labels_only")
 
 
 def student_baselines(config, report, workdir, progress=True):
@@ -270,7 +271,7 @@ def resolved_student(config, workdir, index):
     teacher_result, _ = teacher_of_iteration(config, workdir, index)
     iteration_dir = workdir_lib.iteration_dir(workdir, index)
     pseudo = None
-    if not ns_objective.is_online(block):
+    if stage_configs.reads_pseudo_labels(config, block):
         if not io_utils.stage_done(os.path.join(iteration_dir, "filter")):
             raise FileNotFoundError(
                 f"{iteration_dir}/filter is not complete: run "
